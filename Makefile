@@ -1,0 +1,58 @@
+# The lecture's commands.  Only python3 is needed: everything else is installed into .venv.
+#   make lab          set up and open JupyterLab on notebooks/
+#   make test         set up and run every check (unit tests, notebooks in quick mode, pairing, ruff)
+#   make lecture      run every notebook in full mode and render HTML pages under build/lecture/
+#   make assignments  build student notebooks and autograder archives under dist/assignments/
+#   make grade SUBMISSION=path.ipynb   grade one submission locally (no Docker)
+#   make bench        time the data pipelines side by side
+#   make sync         after editing a notebook's .py: update its .ipynb and re-run it in quick mode
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1 MPLBACKEND=Agg
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
+
+.PHONY: lab test lecture assignments grade bench sync colab clean
+
+# The venv is (re)built only when pyproject.toml changes: a second `make lab` does not reinstall.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[lab,test,grading]"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(QUICK_ENV) $(PY) -m pytest
+
+lecture: $(STAMP)
+	MPLBACKEND=Agg $(PY) -m tools.render --out build/lecture $(NOTEBOOKS:.py=.ipynb)
+
+assignments: $(STAMP)
+	$(PY) -m tools.assignments build
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb"; exit 2; }
+	$(PY) -m tools.assignments grade "$(SUBMISSION)"
+
+bench: $(STAMP)
+	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
+
+# Edit the .py, then: pair it, and refresh the committed outputs (quick mode, as nbval checks them).
+sync: $(STAMP)
+	$(PY) -m tools.colab --write
+	$(PY) -m jupytext --sync $(NOTEBOOKS)
+	for nb in $(NOTEBOOKS:.py=.ipynb); do \
+	  $(QUICK_ENV) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; done
+	$(PY) -m jupytext --sync $(NOTEBOOKS)
+
+colab: $(STAMP)
+	$(PY) -m tools.colab --write
+
+clean:
+	rm -rf build dist .pytest_cache

@@ -1,0 +1,133 @@
+"""The "Open in Colab" badge and the Colab set-up cell of every notebook, generated from one place.
+
+The repository is named once, in ``pyproject.toml`` (``[project.urls] Repository``).  Every lecture
+notebook (``notebooks/NN_*.py``) starts with
+
+1. a markdown cell whose first line is the badge pointing at the notebook's own path, and
+2. a code cell that, only inside Colab, pip-installs the package from that repository.
+
+``python -m tools.colab --write`` rewrites both in every notebook source (then ``make sync`` pairs
+the .ipynb); ``python -m tools.colab`` only checks, and tests/test_colab.py runs the same check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
+SETUP_MARKER = "# Colab set-up: installs this package from the repository (does nothing outside Colab)."
+
+
+def repository_url() -> str:
+    """The repository URL from pyproject.toml, without a trailing slash or ``.git``."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    url = meta["project"]["urls"]["Repository"].rstrip("/")
+    return url.removesuffix(".git")
+
+
+def github_slug() -> str:
+    """``owner/name`` of the GitHub repository."""
+    url = repository_url()
+    prefix = "https://github.com/"
+    if not url.startswith(prefix):
+        raise ValueError(f"Repository URL {url!r} must start with {prefix} for Colab badges to work.")
+    return url[len(prefix) :]
+
+
+def badge(notebook: Path | str, branch: str = "main") -> str:
+    """Markdown for the badge of ``notebook`` (a path relative to the repository root, .ipynb)."""
+    rel = Path(notebook).with_suffix(".ipynb").as_posix()
+    link = f"https://colab.research.google.com/github/{github_slug()}/blob/{branch}/{rel}"
+    return f"[![Open In Colab]({BADGE_IMG})]({link})"
+
+
+def setup_source() -> str:
+    """Source of the Colab set-up cell."""
+    return "\n".join(
+        [
+            SETUP_MARKER,
+            "import subprocess",
+            "import sys",
+            "",
+            'if "google.colab" in sys.modules:',
+            "    subprocess.run(",
+            f'        [sys.executable, "-m", "pip", "install", "-q", "git+{repository_url()}"], check=True',
+            "    )",
+        ]
+    )
+
+
+def notebook_sources() -> list[Path]:
+    """Every lecture notebook source, notebooks/NN_*.py (paths relative to the root)."""
+    found = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+    return [p.relative_to(ROOT) for p in found]
+
+
+def check_cells(cells, rel: Path) -> list[str]:
+    """Problems with the first two cells of the notebook at ``rel``; empty when both are right."""
+    errs = []
+    if len(cells) < 2:
+        return [f"{rel}: needs a badge markdown cell and a Colab set-up cell first"]
+    first, second = cells[0], cells[1]
+    want = badge(rel)
+    if first.cell_type != "markdown" or first.source.splitlines()[:1] != [want]:
+        errs.append(f"{rel}: first cell must be markdown starting with the badge {want}")
+    if second.cell_type != "code" or second.source.strip() != setup_source():
+        errs.append(f"{rel}: second cell must be the Colab set-up cell (run `make colab`)")
+    return errs
+
+
+def fix(rel: Path) -> bool:
+    """Rewrite the badge and set-up cell of the notebook source ``rel``; True if it changed."""
+    import jupytext
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    path = ROOT / rel
+    text = path.read_text()
+    nb = jupytext.reads(text, fmt="py:percent")
+    cells = nb.cells
+    want = badge(rel)
+    if cells and cells[0].cell_type == "markdown":
+        lines = cells[0].source.splitlines()
+        if lines and lines[0].startswith("[![Open In Colab]"):
+            lines = lines[1:]
+            while lines and not lines[0].strip():
+                lines = lines[1:]
+        cells[0].source = "\n".join([want, "", *lines]).rstrip()
+    else:
+        cells.insert(0, new_markdown_cell(want))
+    has_setup = len(cells) > 1 and cells[1].cell_type == "code" and SETUP_MARKER in cells[1].source
+    if has_setup:
+        cells[1].source = setup_source()
+    else:
+        cells.insert(1, new_code_cell(setup_source()))
+    new = jupytext.writes(nb, fmt="py:percent")
+    if new != text:
+        path.write_text(new)
+        return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="rewrite badges and set-up cells in place")
+    args = parser.parse_args(argv)
+    import jupytext
+
+    errs = []
+    for rel in notebook_sources():
+        if args.write and fix(rel):
+            print(f"updated {rel}")
+        nb = jupytext.read(ROOT / rel)
+        errs += check_cells(nb.cells, rel)
+    for e in errs:
+        print(e, file=sys.stderr)
+    return 1 if errs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
