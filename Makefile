@@ -44,7 +44,7 @@ bench: $(STAMP)
 
 # Edit the .py, then: pair it, and refresh the committed outputs (quick mode, as nbval checks them).
 sync: $(STAMP)
-	$(PY) -m tools.colab --write
+	$(PY) -m tools.colab --write $(NOTEBOOKS)
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
 	for nb in $(NOTEBOOKS:.py=.ipynb); do \
 	  $(QUICK_ENV) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \

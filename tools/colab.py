@@ -115,11 +115,13 @@ def fix(rel: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="rewrite badges and set-up cells in place")
+    parser.add_argument("paths", nargs="*", type=Path, help="notebook sources (default: every notebooks/NN_*.py)")
     args = parser.parse_args(argv)
     import jupytext
 
     errs = []
-    for rel in notebook_sources():
+    chosen = [p.resolve().relative_to(ROOT) for p in args.paths] if args.paths else notebook_sources()
+    for rel in chosen:
         if args.write and fix(rel):
             print(f"updated {rel}")
         nb = jupytext.read(ROOT / rel)
