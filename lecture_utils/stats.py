@@ -1,0 +1,147 @@
+"""Monte Carlo checks of the identities behind the variance recurrences, and moments of activations.
+
+The identities (x, y random variables; Prince, Understanding Deep Learning, section 7.5;
+Glorot & Bengio 2010, section 4.2.1; He et al. 2015, section 2.2):
+
+    Var[x + y] = Var x + Var y + 2 Cov(x, y)
+    E[x y]     = E[x] E[y]                                    (x, y independent)
+    Var[x y]   = Var x Var y + Var x E[y]^2 + Var y E[x]^2    (x, y independent)
+               = Var x Var y                                  (and zero mean)
+    Var[sum_{j=1}^m w_j h_j] = m sigma_w^2 E[h^2]             (w_j ~ (0, sigma_w^2) independent of h_j)
+
+The last one is the one-layer variance recurrence.  For the rectifier, z ~ N(0, sigma^2):
+
+    E[ReLU(z)]   = sigma / sqrt(2 pi)
+    E[ReLU(z)^2] = sigma^2 / 2                                (the density is symmetric: half the mass)
+    Var[ReLU(z)] = sigma^2 / 2 - sigma^2 / (2 pi) = sigma^2 / 2 (1 - 1/pi)
+
+so a ReLU layer halves the second moment and the gain that restores it is sqrt(2) (He et al. 2015, eq. 10).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+#: Activations known to :func:`activation_fn` (the names torch.nn.init.calculate_gain uses).
+GAIN_ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "selu")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One Monte Carlo check: a measured value against its theory."""
+
+    name: str
+    measured: float
+    theory: float
+
+    @property
+    def rel_err(self) -> float:
+        """|measured - theory| / |theory| (absolute error when theory is 0)."""
+        diff = abs(self.measured - self.theory)
+        return diff / abs(self.theory) if self.theory != 0 else diff
+
+    def __iter__(self):  # measured, theory, rel_err = check
+        return iter((self.measured, self.theory, self.rel_err))
+
+
+def mc_check(name: str, measured: float | torch.Tensor | Callable[[], float], theory: float) -> Check:
+    """Compare a Monte Carlo estimate (a number, a 0-d tensor, or a function computing one) with the
+    theory: ``measured, theory, rel_err = mc_check("Var[x+y]", (x + y).var(), 2.0)``."""
+    if callable(measured):
+        measured = measured()
+    if isinstance(measured, torch.Tensor):
+        measured = measured.item()
+    return Check(name, float(measured), float(theory))
+
+
+def check_table(checks: list[Check], digits: int = 3) -> str:
+    """A printable table of checks, numbers rounded to ``digits`` significant digits (so that the
+    printed output does not depend on the last bits of the arithmetic)."""
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'identity':<{width}}  {'measured':>10}  {'theory':>10}  {'rel. error':>10}"]
+    for c in checks:
+        lines.append(
+            f"{c.name:<{width}}  {c.measured:>10.{digits}g}  {c.theory:>10.{digits}g}  {c.rel_err:>10.{digits}g}"
+        )
+    return "\n".join(lines)
+
+
+def normal(n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """``n`` samples of N(mean, std^2) in float64, drawn from ``generator`` (reproducible)."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 samples, got {n}.")
+    if not std >= 0:
+        raise ValueError(f"std must be >= 0, got {std}.")
+    return mean + std * torch.randn(n, generator=generator, dtype=torch.float64)
+
+
+def relu_moments(sigma: float = 1.0) -> dict[str, float]:
+    """Moments of ReLU(z), z ~ N(0, sigma^2): mean sigma/sqrt(2 pi), second moment sigma^2/2,
+    variance sigma^2/2 (1 - 1/pi) (He et al. 2015, section 2.2)."""
+    if not sigma >= 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}.")
+    return {
+        "mean": sigma / math.sqrt(2 * math.pi),
+        "second": sigma**2 / 2,
+        "var": sigma**2 / 2 * (1 - 1 / math.pi),
+    }
+
+
+def activation_fn(name: str, param: float | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The elementwise function called ``name`` (one of :data:`GAIN_ACTIVATIONS`); ``param`` is the
+    leaky ReLU's negative slope (default 0.01, as in torch)."""
+    if name not in GAIN_ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(GAIN_ACTIVATIONS)}.")
+    if name == "leaky_relu":
+        slope = 0.01 if param is None else float(param)
+        return lambda z: F.leaky_relu(z, slope)
+    return {
+        "linear": lambda z: z,
+        "relu": torch.relu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "selu": torch.selu,
+    }[name]
+
+
+def second_moment(f: Callable | str, z: torch.Tensor, param: float | None = None) -> float:
+    """Monte Carlo E[f(z)^2] over the samples ``z``."""
+    fn = activation_fn(f, param) if isinstance(f, str) else f
+    return fn(z).pow(2).mean().item()
+
+
+def measured_gain(f: Callable | str, z: torch.Tensor, param: float | None = None) -> float:
+    """The gain that keeps the second moment of a layer's input: Var[w] = g^2 / fan_in gives
+    Var[next pre-activation] = g^2 E[f(z)^2], which equals Var[z] = 1 when g = 1 / sqrt(E[f(z)^2]),
+    z ~ N(0, 1).  Exact for ReLU (sqrt 2), leaky ReLU (sqrt(2 / (1 + a^2))) and linear (1); for tanh
+    and sigmoid it differs from torch's conventional 5/3 and 1."""
+    return 1.0 / math.sqrt(second_moment(f, z, param))
+
+
+def deep_stack_variance(
+    f: Callable | str,
+    gain: float,
+    depth: int,
+    width: int,
+    batch: int,
+    generator: torch.Generator,
+    param: float | None = None,
+) -> torch.Tensor:
+    """Measured Var[z_k], k = 0..depth, of a random stack z_k = W_k f(z_{k-1}) with W_k[i, j] ~ N(0, g^2 / width),
+    z_0 ~ N(0, 1) (``batch`` inputs of ``width`` features, float32): the gain keeps the variance when
+    the profile stays flat.  The infinite-width prediction is lecture_utils.theory.recurrence."""
+    if depth < 1 or width < 1 or batch < 1:
+        raise ValueError(f"need depth, width and batch >= 1; got {depth}, {width}, {batch}.")
+    fn = activation_fn(f, param) if isinstance(f, str) else f
+    z = torch.randn(batch, width, generator=generator)
+    out = [z.pow(2).mean()]
+    for _ in range(depth):
+        w = torch.randn(width, width, generator=generator) * (gain / math.sqrt(width))
+        z = fn(z) @ w.T
+        out.append(z.pow(2).mean())
+    return torch.stack(out).double()
