@@ -148,17 +148,18 @@ def recurrence(
     pre = np.empty(depth)
     post = np.empty(depth)
     grad = np.empty(depth)
-    q, fan = float(in_mean_square), in_features
-    for k in range(depth):
-        pre[k] = fan * sigma2 * q + bias_var
-        if not math.isfinite(pre[k]):  # beyond float64 (sigma^2 D / 2 > 1 for thousands of layers)
-            pre[k:] = post[k:] = math.inf
-            break
-        post[k] = q = mean_square(activation, pre[k], negative_slope)
-        fan = width
-    grad[-1] = top_grad
-    for k in range(depth - 2, -1, -1):
-        d = derivative_mean_square(activation, pre[k], negative_slope) if math.isfinite(pre[k]) else 0.5
-        grad[k] = d * width * sigma2 * grad[k + 1]
+    with np.errstate(over="ignore"):  # beyond float64 the values become inf, not an error
+        q, fan = float(in_mean_square), in_features
+        for k in range(depth):
+            pre[k] = fan * sigma2 * q + bias_var
+            if not math.isfinite(pre[k]):  # beyond float64 (sigma^2 D / 2 > 1 for thousands of layers)
+                pre[k:] = post[k:] = math.inf
+                break
+            post[k] = q = mean_square(activation, pre[k], negative_slope)
+            fan = width
+        grad[-1] = top_grad
+        for k in range(depth - 2, -1, -1):
+            d = derivative_mean_square(activation, pre[k], negative_slope) if math.isfinite(pre[k]) else 0.5
+            grad[k] = d * width * sigma2 * grad[k + 1]
     return Recurrence(pre, post, grad)
 
