@@ -149,8 +149,10 @@ def predicted_layer(start: float, growth: float, event: str, dtype: torch.dtype 
     else:
         if growth > 1:
             raise ValueError(f"a product with growth {growth} > 1 never underflows: use event 'overflow'.")
-        limit = lim.smallest_normal if event == "subnormal" else lim.smallest_subnormal / 2
-    ratio = math.log(limit / start) / math.log(growth)  # start * g^ratio == limit
+        limit = lim.smallest_normal if event == "subnormal" else lim.smallest_subnormal
+    # in logs: float64's smallest_subnormal / 2 is itself 0
+    log_limit = math.log(limit) - (math.log(2.0) if event == "zero" else 0.0)
+    ratio = (log_limit - math.log(start)) / math.log(growth)  # start * g^ratio == limit
     return max(0, math.floor(ratio) + 1)
 
 

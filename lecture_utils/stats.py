@@ -80,6 +80,28 @@ def normal(n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1
     return mean + std * torch.randn(n, generator=generator, dtype=torch.float64)
 
 
+def sum_of_products(
+    n: int,
+    m: int,
+    sigma_w: float,
+    h_fn: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator,
+    chunk: int = 100_000,
+) -> torch.Tensor:
+    """``n`` samples of one pre-activation s = sum_{j=1}^m w_j h_j with w_j ~ N(0, sigma_w^2) and
+    h_j = h_fn(z_j), z_j ~ N(0, 1), all independent (drawn in float32, summed in float64, ``chunk`` rows at a time so memory
+    stays small).  Theory: Var[s] = m sigma_w^2 E[h^2]."""
+    if n < 1 or m < 1 or chunk < 1:
+        raise ValueError(f"need n, m and chunk >= 1; got n={n}, m={m}, chunk={chunk}.")
+    out = []
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        w = sigma_w * torch.randn(rows, m, generator=generator)
+        h = h_fn(torch.randn(rows, m, generator=generator))
+        out.append((w * h).sum(dim=1, dtype=torch.float64))
+    return torch.cat(out)
+
+
 def relu_moments(sigma: float = 1.0) -> dict[str, float]:
     """Moments of ReLU(z), z ~ N(0, sigma^2): mean sigma/sqrt(2 pi), second moment sigma^2/2,
     variance sigma^2/2 (1 - 1/pi) (He et al. 2015, section 2.2)."""

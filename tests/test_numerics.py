@@ -43,6 +43,9 @@ def test_predicted_layers_by_hand():
     # 10^-38 < 1.18e-38: subnormal from layer 38; 10^-46 < 0.7e-45: zero from layer 46
     assert N.predicted_layer(1.0, 0.1, "subnormal", "float32") == 38
     assert N.predicted_layer(1.0, 0.1, "zero", "float32") == 46
+    # float64: 10^-308 < 2.2e-308; 10^-324 < 2.5e-324 (half the smallest subnormal, itself 0 in float64)
+    assert N.predicted_layer(1.0, 0.1, "subnormal", "float64") == 308
+    assert N.predicted_layer(1.0, 0.1, "zero", "float64") == 324
     # float16: max 65504 -> 10^5 overflows
     assert N.predicted_layer(1.0, 10.0, "overflow", "float16") == 5
 

@@ -45,6 +45,9 @@ def test_sum_of_products_is_the_layer_recurrence(gen):
     w = torch.randn(10**4, m, generator=gen, dtype=torch.float64) * sw
     h = torch.randn(10**4, m, generator=gen, dtype=torch.float64) * sh
     assert (w * h).sum(dim=1).var().item() == pytest.approx(m * sw**2 * sh**2, rel=0.05)
+    s = S.sum_of_products(200_000, 10, 0.5, torch.relu, gen, chunk=30_000)
+    assert s.shape == (200_000,)
+    assert s.var().item() == pytest.approx(10 * 0.25 * 0.5, rel=0.02)  # E[relu(z)^2] = 1/2, not Var
 
 
 def test_relu_moments_measured(gen):

@@ -1,0 +1,278 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/01_exploding_vanishing_products.ipynb)
+#
+# # 1. Exploding and vanishing products
+#
+# A deep network is a long product. The forward pass multiplies the input by one weight matrix per layer,
+# and back-propagation multiplies the output gradient by the *same* matrices, transposed, in reverse order.
+# A product of many numbers is either huge or tiny unless its factors are, on average, exactly 1 in size.
+# Computers store numbers in a finite range, so "huge" becomes `inf` and "tiny" becomes exactly `0`.
+#
+# This notebook shows it in four steps:
+#
+# 1. the smallest possible example, $\mathrm{diag}(10, 10)^{100} x$ and $\mathrm{diag}(0.1, 0.1)^{100} x$;
+# 2. the limits of `float32` (what deep learning computes in) against `float64`;
+# 3. how `inf`, subnormal numbers, exact zeros and `NaN` appear;
+# 4. a 100-layer random linear and ReLU network: the layer where `float32` first overflows or hits exact
+#    zero is **predicted** from the per-layer growth factor and then **measured**, forwards and backwards.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
+    )
+
+# %%
+
+import matplotlib.pyplot as plt
+import torch
+
+from lecture_utils import config
+from lecture_utils import numerics as N
+
+# %matplotlib inline
+
+config.seed_everything(0)
+config.show_banner()
+
+# %% [markdown]
+# ## 1. The smallest example: a diagonal matrix to the 100th power
+#
+# With $A = \mathrm{diag}(a, a)$ and $x = (1, 1)$, $A^k x = (a^k, a^k)$. For $a = 10$ the entries are
+# $10^{k}$ and for $a = 0.1$ they are $10^{-k}$: after 100 layers, $10^{\pm 100}$. Both are ordinary
+# numbers in `float64` but neither exists in `float32`. We compute the product one multiplication at a time,
+# as a network does.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x = torch.ones(2)
+for a in (10.0, 0.1):
+    for dtype in (torch.float32, torch.float64):
+        traj = N.power_trajectory(torch.diag(torch.tensor([a, a], dtype=dtype)), x, 100)
+        print(f"a = {a:<4} {str(dtype):<13}  A^100 x = {traj[100, 0].item():.3g}   "
+              f"first inf at k = {N.first_layer(traj, 'overflow')},  first NaN at k = {N.first_layer(traj, 'nan')},"
+              f"  first exact 0 at k = {N.first_layer(traj, 'zero')}")
+
+# %% [markdown]
+# ## 2. What a float can hold: `torch.finfo`
+#
+# A floating-point number is $\pm m \cdot 2^e$ with a fixed number of bits for the mantissa $m$ and the
+# exponent $e$. Between the **smallest normal** number and the **max** every number has full relative
+# precision `eps`. Below the smallest normal, IEEE-754 has **subnormal** numbers: the exponent is stuck at its
+# minimum and the mantissa loses leading bits, so precision degrades gradually down to the **smallest
+# subnormal** $= $ smallest normal $\times$ eps $= 2^{-149} \approx 1.4\cdot10^{-45}$ for `float32`.
+# Anything below half of that rounds to exactly 0; anything above the max rounds to `inf`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(N.limits_table())
+f32, f64 = N.float_limits("float32"), N.float_limits("float64")
+print(f"\nfloat32 spans {f32.decades:.0f} decades, float64 {f64.decades:.0f}.")
+
+# %% [markdown]
+# **Watch the range you quote.** The often-quoted "a float holds numbers from $10^{-300}$ to $10^{300}$"
+# is **`float64`'s** range ($1.8\cdot10^{308}$ max). Networks train in `float32` (max $3.4\cdot10^{38}$,
+# smallest normal $1.2\cdot10^{-38}$, smallest subnormal $1.4\cdot10^{-45}$), and increasingly in
+# `bfloat16` (same exponent range as `float32`, 8 bits of precision) or `float16` (max 65504!). A per-layer
+# factor of 10 exhausts `float32` in 39 layers and `float16` in 5.
+#
+# The prediction is one line of algebra: starting from $s$ and multiplying by $g > 1$ per layer, the
+# product first exceeds the max at
+# $$k^\ast = \left\lfloor \frac{\log(\text{max}/s)}{\log g} \right\rfloor + 1,$$
+# and for $g < 1$ it first rounds to zero when $s g^k < \tfrac12\,$(smallest subnormal).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for dtype in ("float16", "bfloat16", "float32", "float64"):
+    print(f"{dtype:<9} factor 10: overflow at layer {N.predicted_layer(1.0, 10.0, 'overflow', dtype):>3};"
+          f"  factor 0.1: subnormal from layer {N.predicted_layer(1.0, 0.1, 'subnormal', dtype):>3},"
+          f" exactly 0 at layer {N.predicted_layer(1.0, 0.1, 'zero', dtype):>3}")
+assert N.predicted_layer(1.0, 10.0, "overflow", "float32") == 39  # 1e38 < 3.4e38 < 1e39
+
+# %% [markdown]
+# ## 3. Overflow, underflow through the subnormals, and NaN
+#
+# **Underflow is gradual.** Dividing by 10 again and again, `float32` keeps 7 significant digits down to
+# $10^{-38}$, then the subnormals keep fewer and fewer: $10^{-44}$ is stored as $9.8\cdot10^{-45}$ (7 times
+# the smallest subnormal), $10^{-45}$ as $1.4\cdot10^{-45}$ (the smallest subnormal itself, 40% off), and
+# $10^{-46}$ is exactly 0.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+down = N.power_trajectory(torch.diag(torch.tensor([0.1, 0.1])), torch.ones(2), 47)
+for k in range(36, 48):
+    v = down[k, 0].item()
+    kind = "zero" if v == 0 else ("subnormal" if v < f32.smallest_normal else "normal")
+    print(f"0.1^{k} = {v:.3g}  ({kind}, {v / f32.smallest_subnormal:.3g} x smallest subnormal)")
+
+# %% [markdown]
+# **Overflow gives `inf`, and `inf` gives `NaN`.** Once a value is `inf`, the next operations easily produce
+# `NaN` ("not a number"): $\infty - \infty$, $0 \cdot \infty$ and $\infty / \infty$ have no value. That is
+# why the $\mathrm{diag}(10,10)$ product above turned into `NaN` one step after it overflowed: the
+# off-diagonal entries are 0, and the matrix product computes $10\cdot\infty + 0 \cdot \infty$. In a network a
+# single `inf` in the loss propagates `NaN` into every gradient, and then into every weight.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+big = torch.tensor(3e38)
+inf = big * 10
+zero = torch.tensor(1e-45) / 10
+print("3e38 * 10   =", inf.item())
+print("1e-45 / 10  =", zero.item())
+print("inf - inf   =", (inf - inf).item())
+print("0 * inf     =", (zero * inf).item())
+print("inf / inf   =", (inf / inf).item())
+print("1 / 0       =", (1 / zero).item(), "  (not NaN: a signed infinity)")
+assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / inf)
+
+# %% [markdown]
+# ## 4. A 100-layer random network
+#
+# Now the matrices are random: $h_k = W_k f(h_{k-1})$ with $W_k \in \mathbb{R}^{D\times D}$, entries
+# $\mathcal N(0, \sigma^2)$, $D = 100$, $f$ the identity (a linear network) or ReLU, and input
+# $h_0 = x \sim \mathcal N(0, I)$. For one entry of $h_k$ (a sum of $D$ independent products, notebook 2):
+# $$\mathrm{Var}[h_k] = D \sigma^2\, \mathbb E[f(h_{k-1})^2] =
+#   \begin{cases} D\sigma^2\, \mathrm{Var}[h_{k-1}] & \text{linear}\\
+#                 \tfrac12 D\sigma^2\, \mathrm{Var}[h_{k-1}] & \text{ReLU (notebook 3)}\end{cases}$$
+# so the root-mean-square entry grows by $g = \sqrt{D\sigma^2}$ or $\sqrt{D\sigma^2/2}$ per layer
+# (Glorot & Bengio, 2010, §4.2.1; He et al., 2015, §2.2; Prince, 2023, §7.5). We pick $\sigma$ too large
+# ($g > 1$) and too small ($g < 1$), predict the first `float32` layer that overflows (some entry is `inf`)
+# or underflows (every entry is exactly 0), and measure it.
+
+# %%
+D, DEPTH = 100, 100
+CASES = [("linear", 0.5), ("relu", 0.5), ("linear", 0.02), ("relu", 0.03)]
+
+
+def run_case(activation, sigma, dtype, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w = N.random_weights(DEPTH, D, sigma, dtype, gen)
+    x = torch.randn(D, generator=gen)
+    return N.stack_trajectory(w, x, activation)
+
+
+runs32 = {case: run_case(*case, torch.float32) for case in CASES}
+runs64 = {case: run_case(*case, torch.float64) for case in CASES}
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'activation':<10} {'sigma':>5} {'growth g':>9} {'event':>9} {'predicted':>9} {'measured':>8}")
+for (activation, sigma), run in runs32.items():
+    g = N.growth_factor(D, sigma, activation)
+    event = "overflow" if g > 1 else "zero"
+    predicted = N.predicted_layer(1.0, g, event)
+    measured = N.first_layer(run.outputs, event)
+    print(f"{activation:<10} {sigma:>5} {g:>9.3g} {event:>9} {predicted:>9} {measured:>8}")
+    assert abs(measured - predicted) <= 3
+
+# %% [markdown]
+# The prediction is within a couple of layers. It is not exact because (i) it follows the *root-mean-square*
+# entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger, which is
+# $\log 2.5 / \log g$ layers earlier), (ii) the log-norm of a random product is a random walk whose
+# drift is slightly below $\log g$ ($\mathbb E \log \ne \log \mathbb E$), and (iii) each seed is one sample.
+# The `float64` run of the same weights shows what `float32` cannot hold: the straight lines on a log scale
+# are the geometric growth $g^k$, and they cross the `float32` limits where the measured events happened.
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4.5))
+for (activation, sigma), run in runs64.items():
+    g = N.growth_factor(D, sigma, activation)
+    (line,) = ax.semilogy(run.forward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
+    ax.semilogy([0, DEPTH], [1.0, g**DEPTH], ":", color=line.get_color())
+    k32 = N.first_layer(runs32[(activation, sigma)].outputs, "overflow" if g > 1 else "zero")
+    ax.plot(k32, run.forward[k32].item(), "x", color=line.get_color(), ms=10, mew=2)
+for value, text in ((f32.max, "float32 max"), (f32.smallest_normal, "float32 smallest normal"),
+                    (f32.smallest_subnormal, "float32 smallest subnormal")):
+    ax.axhline(value, color="k", lw=0.8, ls="--")
+    ax.text(1, value * 3, text, fontsize=8)
+ax.set(xlabel="layer k", ylabel="rms of $h_k$ (computed in float64)",
+       title="Forward pass in float64 (dotted: $g^k$; x: where float32 overflowed / hit 0)")
+ax.legend(fontsize=8, loc="center right")
+plt.show()
+
+# %% [markdown]
+# ## 5. The backward pass is the same product, read in reverse
+#
+# Back-propagate $L = \sum_i h_{100,i}$, so that $\partial L / \partial h_{100} = (1, \dots, 1)$. The chain rule
+# gives $\partial L/\partial h_{k-1} = f'(h_{k-1}) \odot W_k^\top\, \partial L/\partial h_k$: the transposed
+# matrices, multiplied from the top layer down. $W_k^\top$ has the same entries, so the gradient grows or
+# shrinks by the same $g$ per layer, now **from the output towards the input**: the first layers of a deep
+# network receive gradients $g^{100}$ times larger or smaller than the last.
+
+# %%
+fig, ax = plt.subplots(figsize=(8, 4.5))
+for (activation, sigma), run in runs64.items():
+    g = N.growth_factor(D, sigma, activation)
+    (line,) = ax.semilogy(run.backward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
+    ax.semilogy([0, DEPTH], [g**DEPTH, 1.0], ":", color=line.get_color())
+for value in (f32.max, f32.smallest_subnormal):
+    ax.axhline(value, color="k", lw=0.8, ls="--")
+ax.set(xlabel="layer k", ylabel=r"rms of $\partial L / \partial h_k$ (float64)",
+       title="Backward pass in float64 (dashed: float32 limits; dotted: $g^{100-k}$)")
+ax.legend(fontsize=8, loc="center left")
+plt.show()
+
+# %% [markdown]
+# In `float32` the linear stacks show the backward events on their own: the input gradients of a linear layer
+# do not depend on the forward values, so the gradient overflows (or becomes exactly 0) a predictable number of
+# layers *below the output*. (For the ReLU stacks the forward `inf`/`NaN`/0 already poisons the masks
+# $f'(h_k)$, so their `float32` gradients are `NaN` or 0 everywhere.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'activation':<10} {'sigma':>5} {'event':>9} {'predicted layer':>15} {'measured layer':>14}")
+for (activation, sigma), run in runs32.items():
+    if activation != "linear":
+        continue
+    g = N.growth_factor(D, sigma, activation)
+    event = "overflow" if g > 1 else "zero"
+    predicted = DEPTH - N.predicted_layer(1.0, g, event)  # counted down from the output
+    measured = DEPTH - N.first_layer(run.grads.flip(0), event)
+    print(f"{activation:<10} {sigma:>5} {event:>9} {predicted:>15} {measured:>14}")
+    assert abs(measured - predicted) <= 3
+print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].tolist() for c in CASES[1::2]])
+
+# %% [markdown]
+# ## What to remember
+#
+# - A product of $L$ factors of size $g$ is $g^L$: with $L = 100$, $g = 2$ gives $10^{30}$ and $g = 5$ gives
+#   $10^{70}$, past `float32`'s $3.4\cdot10^{38}$. The only stable choice is $g \approx 1$.
+# - `float32` runs from $1.4\cdot10^{-45}$ (subnormal; normal from $1.2\cdot10^{-38}$) to $3.4\cdot10^{38}$;
+#   "$10^{\pm300}$" is `float64`. Overflow gives `inf`, then `NaN` ($\infty-\infty$, $0\cdot\infty$,
+#   $\infty/\infty$); underflow passes through the subnormals to exactly 0.
+# - For random layers, $g = \sqrt{D\sigma^2}$ (linear) or $\sqrt{D\sigma^2/2}$ (ReLU), so the layer where the
+#   trouble starts is predictable, and the cure is to choose $\sigma^2$ so that $g = 1$: $\sigma^2 = 1/D$ or
+#   $2/D$. Notebooks 2 and 3 derive these factors; notebook 4 turns them into Xavier and He initialization.
+# - The backward pass multiplies by the same matrices transposed, so the gradients explode or vanish by the
+#   same factor, counted from the output down.
+#
+# ## References
+#
+# - X. Glorot and Y. Bengio (2010). *Understanding the difficulty of training deep feedforward neural
+#   networks.* AISTATS. §4.2.1 (variance of activations and gradients across layers).
+# - K. He, X. Zhang, S. Ren and J. Sun (2015). *Delving deep into rectifiers: Surpassing human-level
+#   performance on ImageNet classification.* ICCV. §2.2.
+# - S. J. D. Prince (2023). *Understanding Deep Learning.* MIT Press. Chapter 7, §7.5 (parameter
+#   initialization: 7.5.1 the forward pass, 7.5.2 the backward pass).
+# - IEEE 754-2019, *Standard for Floating-Point Arithmetic*; `torch.finfo` documentation.
+# - D. Goldberg (1991). *What every computer scientist should know about floating-point arithmetic.*
+#   ACM Computing Surveys 23(1).

@@ -1,0 +1,211 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/02_variance_of_sums_and_products.ipynb)
+#
+# # 2. Variance of sums and products
+#
+# One unit of a fully connected layer computes $z = \sum_{j=1}^{m} w_j h_j$: a **sum of products** of
+# weights and inputs. How its variance depends on $m$, on $\mathrm{Var}[w]$ and on the inputs is the whole
+# of the initialization argument of Glorot & Bengio (2010) and He et al. (2015). It rests on four
+# identities from probability, which this notebook states, checks by Monte Carlo on $10^6$ samples each,
+# and breaks on purpose where their assumption (independence, or zero mean) fails.
+#
+# Notation: $\mathbb E$ is the expectation, $\mathrm{Var}[x] = \mathbb E[x^2] - \mathbb E[x]^2$,
+# $\mathrm{Cov}(x, y) = \mathbb E[xy] - \mathbb E[x]\mathbb E[y]$.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
+    )
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from lecture_utils import config
+from lecture_utils import stats as S
+
+# %matplotlib inline
+
+config.seed_everything(0)
+config.show_banner()
+gen = torch.Generator().manual_seed(0)  # every draw below comes from this generator (CPU, reproducible)
+N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
+
+# %% [markdown]
+# ## 1. The variance of a sum
+#
+# Expanding the square,
+# $$\mathrm{Var}[x + y] = \mathbb E[(x - \mathbb E x + y - \mathbb E y)^2]
+#   = \mathrm{Var}[x] + \mathrm{Var}[y] + 2\,\mathrm{Cov}(x, y).$$
+# For independent $x, y$ the covariance is 0 and **variances add**. For correlated ones they do not: with
+# $y = \rho x + \sqrt{1-\rho^2}\,\varepsilon$ (unit variances, correlation $\rho$), $\mathrm{Var}[x+y] = 2 + 2\rho$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+x = S.normal(N, gen, mean=1.0, std=2.0)
+y = S.normal(N, gen, mean=-3.0, std=0.5)
+u = S.normal(N, gen)
+rho = 0.8
+v = rho * u + math.sqrt(1 - rho**2) * S.normal(N, gen)  # correlated with u
+checks = [
+    S.mc_check("Var[x+y], x,y independent", (x + y).var(), 2.0**2 + 0.5**2),
+    S.mc_check("Var[u+v], with 2 Cov", (u + v).var(), 1 + 1 + 2 * rho),
+    S.mc_check("Var[u+v], Cov ignored (wrong)", (u + v).var(), 1 + 1),
+]
+print(S.check_table(checks))
+assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.4
+
+# %% [markdown]
+# ## 2. The mean of a product
+#
+# If $x$ and $y$ are independent their joint density factorizes, $p(x, y) = p(x)\,p(y)$, so
+# $$\mathbb E[xy] = \iint xy\,p(x)p(y)\,dx\,dy = \mathbb E[x]\,\mathbb E[y].$$
+# The distributions do not matter: here $x \sim \mathcal N(1, 2^2)$ and $y$ is exponential with mean 2. The
+# counter-example is the simplest dependence there is, $y = x$: $\mathbb E[x \cdot x] = \mathrm{Var}[x] +
+# \mathbb E[x]^2 = 5$, not $\mathbb E[x]^2 = 1$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+e = torch.empty(N, dtype=torch.float64).exponential_(0.5, generator=gen)  # mean 1/0.5 = 2, variance 4
+checks = [
+    S.mc_check("E[x e], independent", (x * e).mean(), 1.0 * 2.0),
+    S.mc_check("E[x x] = Var x + E[x]^2", (x * x).mean(), 4.0 + 1.0),
+    S.mc_check("E[x x] vs E[x]E[x] (wrong)", (x * x).mean(), 1.0 * 1.0),
+]
+print(S.check_table(checks))
+assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 1
+
+# %% [markdown]
+# ## 3. The variance of a product
+#
+# For independent $x, y$, $\mathbb E[x^2y^2] = \mathbb E[x^2]\,\mathbb E[y^2]$ (step 2 applied to $x^2$ and
+# $y^2$), so
+# $$\mathrm{Var}[xy] = \mathbb E[x^2]\mathbb E[y^2] - \mathbb E[x]^2\mathbb E[y]^2
+#   = \mathrm{Var}[x]\,\mathrm{Var}[y] + \mathrm{Var}[x]\,\mathbb E[y]^2 + \mathrm{Var}[y]\,\mathbb E[x]^2,$$
+# (write $\mathbb E[x^2] = \mathrm{Var}[x] + \mathbb E[x]^2$ and multiply out). When **both** means are zero
+# only $\mathrm{Var}[x]\,\mathrm{Var}[y]$ is left. When only the weight $w$ has zero mean,
+# $\mathrm{Var}[wh] = \mathrm{Var}[w]\,(\mathrm{Var}[h] + \mathbb E[h]^2) = \mathrm{Var}[w]\,\mathbb E[h^2]$:
+# the **second moment** of the input counts, not its variance. That is why the ReLU layer of notebook 3 is
+# measured by $\mathbb E[\mathrm{ReLU}(z)^2]$.
+#
+# Counter-example: with $y = x \sim \mathcal N(0, \sigma^2)$, $\mathrm{Var}[x \cdot x] = \mathbb E[x^4] -
+# \sigma^4 = 3\sigma^4 - \sigma^4 = 2\sigma^4$: twice the "independent" answer $\sigma^4$.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+a = S.normal(N, gen, std=2.0)  # zero mean, Var 4
+b = S.normal(N, gen, std=3.0)  # zero mean, Var 9
+general = 2.0**2 * 0.5**2 + 2.0**2 * (-3.0) ** 2 + 0.5**2 * 1.0**2  # x ~ N(1, 2^2), y ~ N(-3, 0.5^2)
+checks = [
+    S.mc_check("Var[ab], zero means", (a * b).var(), 4.0 * 9.0),
+    S.mc_check("Var[xy], general formula", (x * y).var(), general),
+    S.mc_check("Var[xy], Var x Var y (wrong)", (x * y).var(), 2.0**2 * 0.5**2),
+    S.mc_check("Var[a a] = 2 sigma^4", (a * a).var(), 2 * 4.0**2),
+    S.mc_check("Var[a a] vs sigma^4 (wrong)", (a * a).var(), 4.0**2),
+]
+print(S.check_table(checks))
+assert all(c.rel_err < 0.02 for c in checks[:2] + checks[3:4])
+assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
+
+# %% [markdown]
+# ## 4. The variance of a sum of $m$ products: one layer
+#
+# Now put 1, 2 and 3 together for one unit $z = \sum_{j=1}^m w_j h_j$, with weights $w_j \sim \mathcal N(0,
+# \sigma_w^2)$ independent of each other and of the inputs $h_j$. Every cross term $\mathrm{Cov}(w_j h_j,
+# w_k h_k) = \mathbb E[w_j]\,\mathbb E[w_k h_j h_k] = 0$ vanishes, so by step 1 the $m$ variances add, and by
+# step 3 each is $\sigma_w^2\,\mathbb E[h^2]$:
+# $$\boxed{\mathrm{Var}[z] = m\,\sigma_w^2\,\mathbb E[h^2]}
+#   \;=\; m\,\sigma_w^2\,\sigma_h^2 \quad\text{for zero-mean inputs.}$$
+# This is the **one-layer variance recurrence**: with fan-in $m$, the variance is multiplied by
+# $m\sigma_w^2$ (times the activation's factor $\mathbb E[f(z)^2]/\mathrm{Var}[z]$), and it stays constant
+# exactly when $\sigma_w^2 = 1/m$ (LeCun et al. 1998; Glorot & Bengio 2010, §4.2.1; Prince 2023, §7.5.1).
+#
+# We draw $10^6$ units with $m = 20$ inputs each, once with Gaussian inputs $h = 2 z$ and once with
+# ReLU inputs $h = \mathrm{ReLU}(z)$, whose mean is not zero.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+m, sigma_w = 20, 0.3
+s_gauss = S.sum_of_products(N, m, sigma_w, lambda z: 2.0 * z, gen)
+s_relu = S.sum_of_products(N, m, sigma_w, torch.relu, gen)
+relu = S.relu_moments(1.0)
+checks = [
+    S.mc_check("Var[sum w h], h = 2z", s_gauss.var(), m * sigma_w**2 * 2.0**2),
+    S.mc_check("Var[sum w h], h = relu(z): m s^2 E[h^2]", s_relu.var(), m * sigma_w**2 * relu["second"]),
+    S.mc_check("Var[sum w h], h = relu(z): m s^2 Var h (wrong)", s_relu.var(), m * sigma_w**2 * relu["var"]),
+]
+print(S.check_table(checks))
+assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.3
+
+# %% [markdown]
+# **When the terms are not independent** the variances no longer add: if the $m$ terms were all the same
+# product (perfectly correlated), $\mathrm{Var}[m\,wh] = m^2\sigma_w^2\sigma_h^2$, growing with $m^2$, not $m$.
+# Random independent weights are what make the sum grow like $m$ and make $\sigma_w^2 = 1/m$ the right scale.
+# The figure shows both regimes for $m$ from 1 to 256 ($10^4$ draws per point, for speed).
+
+# %%
+ms = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+independent, identical = [], []
+for mm in ms:
+    w = torch.randn(10**4, mm, generator=gen)
+    h = torch.randn(10**4, mm, generator=gen)
+    independent.append((w * h).sum(dim=1).var().item())
+    identical.append((mm * w[:, 0] * h[:, 0]).var().item())
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+ax.loglog(ms, independent, "o", label="independent terms (measured)")
+ax.loglog(ms, ms, "-", color="C0", label=r"$m\,\sigma_w^2\sigma_h^2$")
+ax.loglog(ms, identical, "s", color="C3", label="m identical terms (measured)")
+ax.loglog(ms, [mm**2 for mm in ms], "-", color="C3", label=r"$m^2\,\sigma_w^2\sigma_h^2$")
+ax.set(xlabel="number of terms m (fan-in)", ylabel=r"Var$[\sum_j w_j h_j]$",
+       title=r"Variance of a sum of m products ($\sigma_w = \sigma_h = 1$)")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## What to remember
+#
+# | identity | needs |
+# |---|---|
+# | $\mathrm{Var}[x+y] = \mathrm{Var}\,x + \mathrm{Var}\,y + 2\,\mathrm{Cov}(x,y)$ | nothing |
+# | $\mathbb E[xy] = \mathbb E[x]\,\mathbb E[y]$ | independence |
+# | $\mathrm{Var}[xy] = \mathrm{Var}\,x\,\mathrm{Var}\,y + \mathrm{Var}\,x\,\mathbb E[y]^2 + \mathrm{Var}\,y\,\mathbb E[x]^2$ | independence |
+# | $\mathrm{Var}[xy] = \mathrm{Var}\,x\,\mathrm{Var}\,y$ | independence and zero means |
+# | $\mathrm{Var}[\sum_{j=1}^m w_j h_j] = m\,\sigma_w^2\,\mathbb E[h^2]$ | independent zero-mean weights |
+#
+# The last line, applied layer after layer, is the variance recurrence behind notebook 1's growth factor
+# $D\sigma^2$ and behind Xavier and He initialization (notebook 4). Notebook 3 computes the activation
+# factor $\mathbb E[f(z)^2]$ for ReLU and friends.
+#
+# ## References
+#
+# - X. Glorot and Y. Bengio (2010). *Understanding the difficulty of training deep feedforward neural
+#   networks.* AISTATS. §4.2.1.
+# - K. He, X. Zhang, S. Ren and J. Sun (2015). *Delving deep into rectifiers: Surpassing human-level
+#   performance on ImageNet classification.* ICCV. §2.2.
+# - S. J. D. Prince (2023). *Understanding Deep Learning.* MIT Press. Chapter 7, §7.5.1 (initialization and
+#   the forward pass), and Appendix C (probability: expectations and variances).
+# - Y. LeCun, L. Bottou, G. Orr and K.-R. Müller (1998). *Efficient BackProp.* In *Neural Networks: Tricks of
+#   the Trade*, §4.6 (weights with variance 1/fan-in).
