@@ -14,7 +14,7 @@ def test_deep_mlp_structure_and_shapes():
     kinds = [type(layer) for layer in m]
     assert kinds == [nn.Linear, nn.Tanh] * 3 + [nn.Linear]
     assert m(torch.randn(5, 7)).shape == (5, 2)
-    assert all(float(layer.bias.abs().max()) == 0 for layer in m if isinstance(layer, nn.Linear))
+    assert all(float(layer.bias.detach().abs().max()) == 0 for layer in m if isinstance(layer, nn.Linear))
 
 
 def test_deep_mlp_without_head_and_with_batchnorm_and_flatten():
