@@ -187,9 +187,10 @@ plt.show()
 # says, at their fixed points 1.18 and 0.26: stable and harmless, because what matters for deep stacks is that
 # the variance neither explodes nor vanishes, not that it equals 1. Second, for ReLU nothing saturates, so
 # **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt 2$, yet
-# $(1.412^2/2)^{50} \approx 0.88$; and one random network of width 256 (torch's exact gain) ends at 0.58, not 1,
-# because the variance of a single network is a product of 50 random per-layer factors, a random walk in log
-# scale whose spread grows with depth and shrinks with width (notebook 4 looks at deeper stacks).
+# $(1.412^2/2)^{50} \approx 0.88$. And one random network of width 256, even with the exact gain, ends
+# visibly away from 1 (by tens of percent, in either direction depending on the seed), because the
+# variance of a single network is a product of 50 random per-layer factors: a random walk in log scale whose
+# spread grows with depth and shrinks with width (notebook 4 looks at deeper stacks).
 #
 # ## What to remember
 #
