@@ -186,9 +186,11 @@ for (activation, sigma), run in runs32.items():
 
 # %% [markdown]
 # The prediction is within a couple of layers. It is not exact because (i) it follows the *root-mean-square*
-# entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger, which is
-# $\log 2.5 / \log g$ layers earlier), (ii) the log-norm of a random product is a random walk whose
-# drift is slightly below $\log g$ ($\mathbb E \log \ne \log \mathbb E$), and (iii) each seed is one sample.
+# entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger: it overflows
+# $\log 2.5 / \log g$ layers earlier, and reaches 0 that much later), (ii) the log-norm of a random product
+# is a random walk whose drift is slightly below $\log g$ ($\mathbb E \log \ne \log \mathbb E$), (iii) the
+# first ReLU layer sees $x$ itself, not $\mathrm{ReLU}(x)$, so it grows by $\sqrt 2$ more, and (iv) each
+# seed is one sample.
 # The `float64` run of the same weights shows what `float32` cannot hold: the straight lines on a log scale
 # are the geometric growth $g^k$, and they cross the `float32` limits where the measured events happened.
 
