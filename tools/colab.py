@@ -45,8 +45,12 @@ def badge(notebook: Path | str, branch: str = "main") -> str:
     return f"[![Open In Colab]({BADGE_IMG})]({link})"
 
 
-def setup_source() -> str:
-    """Source of the Colab set-up cell."""
+def setup_source(extras: tuple[str, ...] = ()) -> str:
+    """Source of the Colab set-up cell; ``extras`` (e.g. ``("grading",)``) installs optional dependencies too."""
+    spec = f"git+{repository_url()}"
+    if extras:
+        meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+        spec = f"{meta['project']['name']}[{','.join(extras)}] @ {spec}"
     return "\n".join(
         [
             SETUP_MARKER,
@@ -55,7 +59,7 @@ def setup_source() -> str:
             "",
             'if "google.colab" in sys.modules:',
             "    subprocess.run(",
-            f'        [sys.executable, "-m", "pip", "install", "-q", "git+{repository_url()}"], check=True',
+            f'        [sys.executable, "-m", "pip", "install", "-q", "{spec}"], check=True',
             "    )",
         ]
     )

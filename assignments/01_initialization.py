@@ -1,0 +1,532 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [raw]
+# # ASSIGNMENT CONFIG
+# name: 01_initialization
+# init_cell: false
+# check_all_cell: false
+# export_cell: false
+# run_tests: false
+# solutions_pdf: false
+# show_question_points: true
+
+# %% [markdown]
+# # Assignment 1: Initialization from scratch
+#
+# A deep network multiplies its input by one weight matrix per layer, so the variance of its activations is
+# multiplied by one factor per layer: below 1 the signal vanishes, above 1 it explodes. In this assignment you
+# rebuild, without `torch.nn.init`, the tools that keep that factor at 1:
+#
+# 1. the fans of a layer (how many inputs and outputs each weight touches),
+# 2. the Xavier/Glorot and He/Kaiming standard deviations and the uniform bound with the same variance,
+# 3. an init function for a whole `nn.Module`,
+# 4. the per-layer variance recurrence that predicts the activations' variance,
+#
+# and use them to make a 50-layer ReLU network keep its activation variance within a factor of 10.
+#
+# **How it works.** Replace every `...` with your code. Each question ends with a `grader.check("qN")` cell:
+# it runs the *public* tests and tells you what is wrong. When grading, hidden tests check more cases (other
+# layer shapes, gains, edge cases), so test your functions beyond the public examples. Question 6 is written
+# and graded by hand. Submit this `.ipynb` file.
+#
+# *Reading:* Glorot & Bengio (2010), section 4.2; He et al. (2015), section 2.2; Prince, *Understanding Deep
+# Learning*, section 7.5.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "init-lecture[grading] @ git+https://github.com/dl-course/init-lecture"], check=True
+    )
+
+# %%
+import math
+
+import otter
+import torch
+from torch import nn
+
+from lecture_utils import config
+
+config.seed_everything(0)
+grader = otter.Notebook("01_initialization.ipynb")
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q1
+# points: 2
+
+# %% [markdown]
+# ## Question 1: fans
+#
+# A weight $w_{ij}$ of a layer is summed with **fan-in** others into one output, and each input reaches
+# **fan-out** outputs. PyTorch stores weights as `(out, in, *kernel)`:
+#
+# | layer | weight shape | fan-in | fan-out |
+# |---|---|---|---|
+# | `nn.Linear(in, out)` | `(out, in)` | `in` | `out` |
+# | `nn.Conv2d(C_in, C_out, (k_h, k_w))` | `(C_out, C_in, k_h, k_w)` | $C_\text{in} k_h k_w$ | $C_\text{out} k_h k_w$ |
+#
+# Write `fans(layer)` returning `(fan_in, fan_out)` as two `int`s for an `nn.Linear` or an `nn.Conv2d`
+# (kernels need not be square), and raising `ValueError` for any other module.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def fans(layer: nn.Module) -> tuple[int, int]:
+    """(fan_in, fan_out) of an nn.Linear or nn.Conv2d; ValueError for anything else."""
+    # BEGIN SOLUTION
+    if isinstance(layer, nn.Linear):
+        return layer.in_features, layer.out_features
+    if isinstance(layer, nn.Conv2d):
+        c_out, c_in, k_h, k_w = layer.weight.shape
+        return c_in * k_h * k_w, c_out * k_h * k_w
+    raise ValueError(f"fans() knows nn.Linear and nn.Conv2d, not {type(layer).__name__}.")
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+got = fans(nn.Linear(3, 5))
+assert got == (3, 5), f"fans(nn.Linear(3, 5)) should be (fan_in, fan_out) = (3, 5), got {got!r}"
+
+# %%
+# HIDDEN
+got = fans(nn.Conv2d(3, 16, kernel_size=5))
+assert got == (75, 400), f"fans(nn.Conv2d(3, 16, 5)) should be (3*5*5, 16*5*5) = (75, 400), got {got!r}"
+
+# %%
+# HIDDEN
+got = fans(nn.Conv2d(4, 8, kernel_size=(3, 5)))
+assert got == (60, 120), f"a (3, 5) kernel: fans should be (4*15, 8*15) = (60, 120), got {got!r}"
+assert got == nn.init._calculate_fan_in_and_fan_out(nn.Conv2d(4, 8, (3, 5)).weight)
+
+# %%
+# HIDDEN
+got = fans(nn.Linear(300, 7))
+assert got == (300, 7), f"non-square Linear(300, 7): fans should be (300, 7), got {got!r}"
+
+# %%
+# HIDDEN
+err = None
+try:
+    _ = fans(nn.ReLU())
+except ValueError as e:
+    err = e
+assert err is not None, "fans(nn.ReLU()) should raise ValueError: a ReLU has no weight"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q2
+# points: 3
+
+# %% [markdown]
+# ## Question 2: Xavier and He standard deviations, and the uniform bound
+#
+# Keeping the variance of a layer's output equal to its input's needs $\text{fan}_\text{in}\,\sigma^2 = 1$;
+# keeping the gradients' variance needs $\text{fan}_\text{out}\,\sigma^2 = 1$. Glorot & Bengio compromise,
+# He et al. keep the forward pass exactly; a *gain* $g$ corrects for the non-linearity ($g=\sqrt 2$ for ReLU,
+# which zeroes half of its inputs):
+#
+# $$\sigma_\text{Xavier} = g\sqrt{\frac{2}{\text{fan}_\text{in} + \text{fan}_\text{out}}}, \qquad
+#   \sigma_\text{He} = \frac{g}{\sqrt{\text{fan}_\text{in}}}.$$
+#
+# A uniform distribution $U[-a, a]$ has variance $a^2/3$, so the bound with standard deviation $\sigma$ is
+# $a = \sqrt 3\,\sigma$. Write the three functions (return `float`s).
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
+    """Glorot & Bengio (2010), eq. 12: gain * sqrt(2 / (fan_in + fan_out))."""
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))  # SOLUTION
+
+
+def he_std(fan_in: int, gain: float = math.sqrt(2.0)) -> float:
+    """He et al. (2015), eq. 10: gain / sqrt(fan_in)  (Var = 2 / fan_in for ReLU)."""
+    return gain / math.sqrt(fan_in)  # SOLUTION
+
+
+def uniform_bound(std: float) -> float:
+    """The a of U[-a, a] whose standard deviation is std."""
+    return math.sqrt(3.0) * std  # SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+got = xavier_std(100, 100)
+assert got is not None and math.isclose(got, 0.1), f"xavier_std(100, 100) should be sqrt(2/200) = 0.1, got {got!r}"
+got = he_std(50)
+assert got is not None and math.isclose(got, 0.2), f"he_std(50) should be sqrt(2/50) = 0.2, got {got!r}"
+got = uniform_bound(1.0)
+assert got is not None and math.isclose(got, math.sqrt(3)), f"uniform_bound(1.0) should be sqrt(3), got {got!r}"
+
+# %%
+# HIDDEN
+assert math.isclose(xavier_std(300, 100), math.sqrt(2 / 400)), "xavier_std of a non-square layer (300 -> 100)"
+assert math.isclose(xavier_std(10, 30, gain=5 / 3), 5 / 3 * math.sqrt(2 / 40)), "xavier_std with a tanh gain"
+assert math.isclose(he_std(8, gain=1.0), 1 / math.sqrt(8)), "he_std with gain 1"
+assert math.isclose(he_std(512), math.sqrt(2 / 512)), "he_std default gain is sqrt(2)"
+
+# %%
+# HIDDEN
+for s in (0.01, 0.5, 3.0):
+    assert math.isclose(uniform_bound(s), math.sqrt(3) * s), f"uniform_bound({s}) should be sqrt(3) * {s}"
+a = uniform_bound(0.5)
+sample = torch.empty(1_000_000).uniform_(-a, a, generator=torch.Generator().manual_seed(0))
+assert abs(sample.std().item() / 0.5 - 1) < 0.01, "U[-a, a] with a = uniform_bound(0.5) must have std 0.5"
+
+# %%
+# HIDDEN
+w = torch.empty(200, 50)
+_ = torch.nn.init.xavier_uniform_(w, gain=2.0)
+assert math.isclose(uniform_bound(xavier_std(50, 200, gain=2.0)), 2.0 * math.sqrt(6 / 250))
+assert w.abs().max().item() <= uniform_bound(xavier_std(50, 200, gain=2.0)) + 1e-6
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q3
+# points: 3
+
+# %% [markdown]
+# ## Question 3: initialize a whole network
+#
+# Write `init_module_(model, scheme, distribution)` that visits every `nn.Linear` and `nn.Conv2d` of
+# `model` (use `model.modules()`), and
+#
+# * draws its weight with standard deviation `he_std(fan_in)` (scheme `"he"`, ReLU gain) or
+#   `xavier_std(fan_in, fan_out)` (scheme `"xavier"`, gain 1),
+# * from $\mathcal N(0, \sigma^2)$ (distribution `"normal"`) or $U[-a, a]$ with `a = uniform_bound(σ)`
+#   (distribution `"uniform"`),
+# * sets its bias, if any, to zero,
+#
+# and returns `model`. Any other `scheme` or `distribution` raises `ValueError`. Change the tensors in place
+# under `torch.no_grad()` (e.g. `layer.weight.normal_(0, std)`), and use your functions from Questions 1 and 2.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+@torch.no_grad()
+def init_module_(model: nn.Module, scheme: str = "he", distribution: str = "normal") -> nn.Module:
+    """Initialize every Linear/Conv2d weight of model with scheme ('he' or 'xavier') drawn from
+    distribution ('normal' or 'uniform'); zero the biases; return model."""
+    # BEGIN SOLUTION
+    if scheme not in ("he", "xavier"):
+        raise ValueError(f"scheme must be 'he' or 'xavier', got {scheme!r}")
+    if distribution not in ("normal", "uniform"):
+        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+    for layer in model.modules():
+        if not isinstance(layer, nn.Linear | nn.Conv2d):
+            continue
+        fan_in, fan_out = fans(layer)
+        std = he_std(fan_in) if scheme == "he" else xavier_std(fan_in, fan_out)
+        if distribution == "normal":
+            layer.weight.normal_(0.0, std)
+        else:
+            bound = uniform_bound(std)
+            layer.weight.uniform_(-bound, bound)
+        if layer.bias is not None:
+            layer.bias.zero_()
+    return model
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+_ = torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200))
+assert init_module_(model, "he", "normal") is model, "init_module_ should return the model it initialized"
+std = model[0].weight.std().item()
+assert abs(std / math.sqrt(2 / 400) - 1) < 0.03, f"He normal on Linear(400, 300): std should be sqrt(2/400), got {std:.4g}"
+assert model[2].bias.abs().max().item() == 0, "biases should be set to zero"
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(1)
+conv = nn.Conv2d(16, 32, kernel_size=3)
+_ = init_module_(nn.Sequential(conv), "xavier", "uniform")
+target = math.sqrt(2 / (16 * 9 + 32 * 9))
+assert abs(conv.weight.std().item() / target - 1) < 0.03, "Xavier uniform on a Conv2d: std from the conv fans"
+assert 0.97 * math.sqrt(3) * target < conv.weight.abs().max().item() <= math.sqrt(3) * target + 1e-6
+assert conv.bias.abs().max().item() == 0
+
+# %%
+# HIDDEN
+_ = torch.manual_seed(2)
+lin = nn.Linear(600, 200)
+_ = init_module_(nn.Sequential(nn.Sequential(lin)), "xavier", "normal")
+assert abs(lin.weight.std().item() / math.sqrt(2 / 800) - 1) < 0.03, "Xavier normal on a non-square (nested) Linear"
+for bad in (("lecun", "normal"), ("he", "cauchy")):
+    err = None
+    try:
+        _ = init_module_(nn.Linear(2, 2), *bad)
+    except ValueError as e:
+        err = e
+    assert err is not None, f"init_module_(..., {bad[0]!r}, {bad[1]!r}) should raise ValueError"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q4
+# points: 2
+
+# %% [markdown]
+# ## Question 4: the variance recurrence
+#
+# Take layers $z_\ell = W_\ell h_{\ell-1}$ with $h_0 = x$ and $h_\ell = f(z_\ell)$, weights i.i.d. with
+# mean 0 and standard deviation $\sigma_\ell$, and a zero-mean input with variance $v_x$. Then
+#
+# $$\operatorname{Var}[z_1] = \text{fan}_{\text{in},1}\,\sigma_1^2\, v_x, \qquad
+#   \operatorname{Var}[z_\ell] = \text{fan}_{\text{in},\ell}\,\sigma_\ell^2\; c\;\operatorname{Var}[z_{\ell-1}],$$
+#
+# where $c = \mathbb E[f(z)^2]/\operatorname{Var}[z]$ is $\tfrac12$ for ReLU (half of a symmetric $z$ is zeroed)
+# and $1$ for the identity (`"linear"`). Write `variance_recurrence(var_x, fan_ins, stds, activation)`
+# returning the list $[\operatorname{Var}[z_1], \dots, \operatorname{Var}[z_L]]$ of floats; any other
+# activation raises `ValueError`.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+def variance_recurrence(var_x: float, fan_ins: list[int], stds: list[float], activation: str = "relu") -> list[float]:
+    """[Var z_1, ..., Var z_L] for z_l = W_l f(z_{l-1}), Var w_l = stds[l]^2 (He et al. 2015, eq. 7)."""
+    # BEGIN SOLUTION
+    factors = {"relu": 0.5, "linear": 1.0}
+    if activation not in factors:
+        raise ValueError(f"activation must be 'relu' or 'linear', got {activation!r}")
+    variances = []
+    second_moment = var_x
+    for fan_in, std in zip(fan_ins, stds, strict=True):
+        var_z = fan_in * std**2 * second_moment
+        variances.append(var_z)
+        second_moment = factors[activation] * var_z
+    return variances
+    # END SOLUTION
+
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+got = variance_recurrence(1.0, [100, 100, 100], [math.sqrt(2 / 100)] * 3, "relu")
+assert got is not None and all(math.isclose(v, 2.0) for v in got) and len(got) == 3, (
+    f"He init in a ReLU net: Var z_l should stay at 100 * (2/100) * 1 = 2.0 for every layer, got {got!r}"
+)
+
+# %%
+# HIDDEN
+got = variance_recurrence(2.0, [64, 64, 64], [1 / 8] * 3, "relu")
+assert all(math.isclose(a, b) for a, b in zip(got, [2.0, 1.0, 0.5], strict=True)), f"ReLU halves with gain 1: {got}"
+got = variance_recurrence(3.0, [10, 40], [0.5, 0.1], "linear")
+assert all(math.isclose(a, b) for a, b in zip(got, [7.5, 3.0], strict=True)), f"linear, non-constant widths: {got}"
+
+# %%
+# HIDDEN
+gen = torch.Generator().manual_seed(0)
+widths, stds = [256, 512, 128, 256], [0.09, 0.05, 0.1, 0.12]
+h, measured = torch.randn(4096, 256, generator=gen), []
+for fan_in, fan_out, s in zip(widths, widths[1:] + [256], stds, strict=True):
+    z = h @ (torch.randn(fan_in, fan_out, generator=gen) * s)
+    measured.append(z.var().item())
+    h = torch.relu(z)
+predicted = variance_recurrence(1.0, widths, stds, "relu")
+assert all(abs(p / m - 1) < 0.1 for p, m in zip(predicted, measured, strict=True)), (predicted, measured)
+err = None
+try:
+    _ = variance_recurrence(1.0, [4], [1.0], "tanh")
+except ValueError as e:
+    err = e
+assert err is not None, "an unknown activation should raise ValueError"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [markdown]
+# ## A 50-layer ReLU network
+#
+# The network below has 50 blocks `Linear(256, 256) -> ReLU`. `activation_variances` runs a batch through it
+# and records the variance of every `Linear` output $z_\ell$. With PyTorch's default init (uniform with
+# $\sigma^2 = 1/(3\,\text{fan}_\text{in})$), the recurrence predicts a factor $256 \cdot \tfrac{1}{3\cdot 256}
+# \cdot \tfrac12 = \tfrac16$ per layer:
+
+# %%
+def deep_relu_net(depth: int = 50, width: int = 256) -> nn.Sequential:
+    """depth blocks Linear(width, width) -> ReLU, PyTorch's default init."""
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def activation_variances(net: nn.Module, x: torch.Tensor) -> list[float]:
+    """Variance of the output of every nn.Linear in net for the batch x (forward hooks)."""
+    out = []
+    hooks = [m.register_forward_hook(lambda m, i, o: out.append(o.var().item())) for m in net.modules()
+             if isinstance(m, nn.Linear)]
+    try:
+        net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return out
+
+
+torch.manual_seed(0)
+default_vars = activation_variances(deep_relu_net(), torch.randn(512, 256))
+print(f"default init: Var z_1 = {default_vars[0]:.3g}, Var z_50 = {default_vars[-1]:.3g}, "
+      f"ratio {default_vars[0] / default_vars[-1]:.3g}")
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q5
+# points: 2
+
+# %% [markdown]
+# ## Question 5: keep the variance of 50 layers within a factor of 10
+#
+# Initialize `net` (keep its 50 `Linear(256, 256)` layers and ReLUs) with your functions so that the
+# variances of its 50 pre-activations stay within a factor of 10 of each other:
+# $\max_\ell \operatorname{Var}[z_\ell] / \min_\ell \operatorname{Var}[z_\ell] \le 10$.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %%
+torch.manual_seed(0)
+net = deep_relu_net()
+# BEGIN SOLUTION
+init_module_(net, "he", "normal")
+# END SOLUTION
+variances = activation_variances(net, torch.randn(512, 256))
+spread = max(variances) / min(variances)
+print(f"max/min variance across the 50 layers: {spread:.3g}")
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # BEGIN TESTS
+
+# %%
+assert spread <= 10, f"the variances of the 50 layers span a factor {spread:.3g}; it should be at most 10"
+
+# %%
+# HIDDEN
+linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+assert len(linears) == 50 and all(m.weight.shape == (256, 256) for m in linears), "keep the 50 Linear(256, 256)"
+assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 50, "keep the 50 ReLUs"
+v = activation_variances(net, 3.0 * torch.randn(256, 256, generator=torch.Generator().manual_seed(7)))
+assert max(v) / min(v) <= 10 and 1e-3 < v[-1] < 1e3, f"another input batch: spread {max(v) / min(v):.3g}"
+
+# %% [raw]
+# # END TESTS
+
+# %% [raw]
+# # END QUESTION
+
+# %% [markdown]
+# Your recurrence predicts what you measured. (This cell plots once Questions 2 to 4 work.)
+
+# %%
+import matplotlib.pyplot as plt
+
+predicted_he = variance_recurrence(1.0, [256] * 50, [he_std(256)] * 50, "relu")
+if predicted_he is None or variances is None:
+    print("Implement Questions 2 to 4 to see the comparison.")
+else:
+    predicted_default = variance_recurrence(1.0, [256] * 50, [1 / math.sqrt(3 * 256)] * 50, "relu")
+    layers = range(1, 51)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.semilogy(layers, default_vars, "o", ms=3, label="default init, measured")
+    ax.semilogy(layers, predicted_default, "-", label="default init, recurrence")
+    ax.semilogy(layers, variances, "s", ms=3, label="your init, measured")
+    ax.semilogy(layers, predicted_he, "--", label="He, recurrence")
+    ax.set(xlabel="layer $\\ell$", ylabel="Var $z_\\ell$", title="Activation variance across 50 ReLU layers")
+    ax.legend()
+    plt.show()
+
+# %% [raw]
+# # BEGIN QUESTION
+# name: q6
+# manual: true
+# points: 2
+
+# %% [markdown]
+# ## Question 6 (written, graded by hand)
+#
+# With **Xavier** initialization (gain 1) in this square ReLU network, by what factor does
+# $\operatorname{Var}[z_\ell]$ change per layer, and by how much after 50 layers? Why does He's factor 2 fix
+# it? Answer in two or three sentences, using the recurrence.
+
+# %% [raw]
+# # BEGIN SOLUTION
+
+# %% [markdown]
+# Xavier gives $\sigma^2 = 2/(256+256) = 1/256$, so each layer multiplies the variance by
+# $256 \cdot \tfrac{1}{256} \cdot \tfrac12 = \tfrac12$: after 50 layers it is $2^{-50} \approx 10^{-15}$
+# times smaller. ReLU zeroes half of a symmetric input, which halves its second moment; He's
+# $\sigma^2 = 2/\text{fan}_\text{in}$ doubles the weights' variance to compensate, so the factor is exactly 1.
+
+# %% [raw]
+# # END SOLUTION
+
+# %% [raw]
+# # END QUESTION
