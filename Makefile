@@ -11,7 +11,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1 MPLBACKEND=Agg
+# No MPLBACKEND here: kernels use the inline backend, so figures are saved in the notebooks.
+QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
 .PHONY: lab test lecture assignments grade bench sync colab clean
@@ -30,7 +31,7 @@ test: $(STAMP)
 	$(QUICK_ENV) $(PY) -m pytest
 
 lecture: $(STAMP)
-	MPLBACKEND=Agg $(PY) -m tools.render --out build/lecture $(NOTEBOOKS:.py=.ipynb)
+	$(PY) -m tools.render --out build/lecture $(NOTEBOOKS:.py=.ipynb)
 
 assignments: $(STAMP)
 	$(PY) -m tools.assignments build

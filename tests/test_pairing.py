@@ -36,3 +36,24 @@ def test_ipynb_matches_its_py(nb: Path):
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)
 def test_every_py_has_its_ipynb(src: Path):
     assert src.with_suffix(".ipynb").is_file(), f"{src.name} has no .ipynb: run `make sync`"
+
+
+LECTURE = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+
+@pytest.mark.parametrize("nb", LECTURE, ids=lambda p: p.name)
+def test_committed_outputs_have_figures_and_no_errors(nb: Path):
+    """What Colab users and the HTML pages show: every figure drawn, no error output hidden in a cell.
+
+    nbval does not fail on an error raised while a figure is rendered after the cell (it lands in the
+    outputs), nor on a figure that was never drawn because the kernel ran with a non-inline backend.
+    """
+    import nbformat
+
+    cells = nbformat.read(nb, as_version=4).cells
+    outputs = [o for c in cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    errors = [o.get("ename", "") for o in outputs if o.output_type == "error"]
+    errors += [o.text[:200] for o in outputs if o.output_type == "stream" and "Traceback" in o.get("text", "")]
+    assert not errors, f"{nb.name} was committed with error outputs {errors}: fix the cell, then `make sync`"
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images, f"{nb.name} has no figure in its outputs: run `make sync` (figures need the inline backend)"
