@@ -283,7 +283,7 @@ def train_steps(
             loss.backward()
             grads = [p.grad.reshape(-1) for p in params if p.grad is not None]
             ok = bool(torch.isfinite(torch.cat(grads)).all())
-        if step == 0 and ok:
+        if step == 0 and math.isfinite(value):  # inf/nan entries show where the gradient overflowed
             run.grad_var = [float(m.weight.grad.double().var(unbiased=False)) for _, m in layers]
         if not ok:
             kind, layer = locate_nonfinite(model, xb, yb)
@@ -337,3 +337,71 @@ def format_table(rows: Sequence[dict], columns: Sequence[str], formats: dict | N
         cells.append(line)
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def run_ladder(
+    rungs: Sequence[dict],
+    configs: Sequence[str],
+    data: Data,
+    steps: int,
+    lr: float,
+    seed: int = 0,
+) -> tuple[list[dict], dict[tuple[str, str], Run]]:
+    """Train every rung x config for the same ``steps`` budget and learning rate.
+
+    A rung is a dict with ``name``, ``arch``, ``depth``, ``width`` and ``batch_size``.  Returns one table
+    row per run (rung, config, val_acc, grad_var_first, status, seconds) and the runs by (rung, config)."""
+    rows, runs = [], {}
+    for rung in rungs:
+        for config in configs:
+            net = plain_net(rung["arch"], rung["depth"], rung["width"], config, seed=seed)
+            run = train_steps(net, data, steps, lr, rung["batch_size"], seed=seed, name=f"{rung['name']} {config}")
+            runs[rung["name"], config] = run
+            rows.append(
+                {
+                    "rung": rung["name"],
+                    "config": config,
+                    "val_acc": run.final_val_acc,
+                    "grad_var_first": run.grad_var_first,
+                    "status": run.where(),
+                    "seconds": run.seconds,
+                }
+            )
+    return rows, runs
+
+
+def smoothed(values: Sequence[float], window: int = 10) -> list[float]:
+    """Trailing moving average over ``window`` values (shorter at the start), for noisy loss curves."""
+    if window < 1:
+        raise ValueError(f"window must be a positive number of values, got {window!r}.")
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_runs(runs: Sequence[Run], which: str = "loss", ax=None, window: int = 10, styles: dict | None = None):
+    """Training loss (smoothed over ``window`` steps) or validation accuracy against steps, one line per run;
+    a diverged run ends with an x at the step where it stopped."""
+    import matplotlib.pyplot as plt
+
+    if which not in ("loss", "val_acc"):
+        raise ValueError(f"which must be 'loss' or 'val_acc', got {which!r}.")
+    ax = ax if ax is not None else plt.subplots(figsize=(6.4, 4.2))[1]
+    styles = styles or {}
+    for run in runs:
+        if which == "loss":
+            ys = [v for v in run.loss if math.isfinite(v)]
+            xs, ys = list(range(len(ys))), smoothed(ys, window)
+        else:
+            xs, ys = run.eval_steps, run.val_acc
+        (line,) = ax.plot(xs, ys, label=run.name, **styles.get(run.name, {}))
+        if run.diverged and xs:
+            ax.plot(xs[-1], ys[-1], "x", color=line.get_color(), markersize=10)
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel(f"training loss (moving average of {window})" if which == "loss" else "validation accuracy")
+    ax.legend(fontsize="small")
+    return ax
