@@ -32,7 +32,8 @@ from .probes import Probe
 PRINCE_SIGMA2 = (0.001, 0.01, 0.02, 0.1, 1.0)
 
 #: Initializations compared in the depth ladder: name -> (scheme, std, nonlinearity for the gain).
-#: Xavier is Glorot's 2 / (n_in + n_out) (gain 1) and He is 2 / fan_in, whatever the activation, as in the papers.
+#: Xavier is Glorot's 2 / (n_in + n_out) (gain 1) and He is 2 / fan_in, whatever the activation,
+#: as in the papers.
 LADDER_INITS: dict[str, tuple[str, float | None, str]] = {
     "default": ("default", None, "relu"),
     "N(0,1)": ("normal", 1.0, "relu"),
@@ -114,7 +115,9 @@ def variance_profile(
     theory._check_variance("sigma2", sigma2)
     _check_dtype(dtype)
     in_features = width if in_features is None else in_features
-    model = deep_mlp(depth, width, in_features=in_features, out_features=1, activation_name=activation, init="default")
+    model = deep_mlp(
+        depth, width, in_features=in_features, out_features=1, activation_name=activation, init="default"
+    )
     gen = torch.Generator().manual_seed(seed)
     init_module_(model, "normal", std=math.sqrt(sigma2), bias=0.0, generator=gen)
     model = model.to(dtype)
@@ -159,7 +162,9 @@ def prince_figure(
         run = variance_profile(depth, width, s, "relu", batch, dtype=torch.float32, seed=seed)
         result.float32[s] = run
         result.plotted[s] = (
-            run if run.finite else variance_profile(depth, width, s, "relu", batch, dtype=torch.float64, seed=seed)
+            run
+            if run.finite
+            else variance_profile(depth, width, s, "relu", batch, dtype=torch.float64, seed=seed)
         )
     return result
 
@@ -219,7 +224,9 @@ def _ratio(a: float, b: float) -> float:
         return float(np.float64(a) / np.float64(b))
 
 
-def ladder_run(arch: str, init: str, activation: str, batch: int = 64, width: int = 64, seed: int = 0) -> LadderRow:
+def ladder_run(
+    arch: str, init: str, activation: str, batch: int = 64, width: int = 64, seed: int = 0
+) -> LadderRow:
     """One network of the ladder on ``batch`` N(0, 1) 3x32x32 inputs with random labels and the
     cross-entropy loss, in float32; probes only the first and the last hidden layer (cheap at 1000 layers)."""
     gen = torch.Generator().manual_seed(seed)
@@ -241,9 +248,14 @@ def ladder_run(arch: str, init: str, activation: str, batch: int = 64, width: in
 
 
 def depth_ladder(
-    archs=LADDER_ARCHS, inits=tuple(LADDER_INITS), activations=("relu", "tanh"), batch: int = 64, width: int = 64, seed=0
+    archs=LADDER_ARCHS,
+    inits=tuple(LADDER_INITS),
+    activations=("relu", "tanh"),
+    batch: int = 64,
+    width: int = 64,
+    seed=0,
 ) -> list[LadderRow]:
-    """:func:`ladder_run` for every architecture x init x activation (seeded, so the same numbers each time)."""
+    """:func:`ladder_run` for every architecture x init x activation (seeded: the same numbers each time)."""
     return [ladder_run(a, i, f, batch, width, seed) for a in archs for f in activations for i in inits]
 
 
@@ -282,7 +294,8 @@ def glorot_histograms(
 ) -> LayerSamples:  # fmt: skip
     """Glorot & Bengio's set-up (Figures 6 and 7): ``depth`` tanh hidden layers of ``width`` units, a
     softmax output over ``classes``, zero biases, the given ``scheme`` ('standard' or 'normalized');
-    inputs N(0, 1) with random labels (instead of their Shapeset images).  Keeps ``sample`` values per layer."""
+    inputs N(0, 1) with random labels (instead of their Shapeset images).
+    Keeps ``sample`` values per layer."""
     _check_choice("scheme", scheme, GLOROT_SCHEMES)
     gen = torch.Generator().manual_seed(seed)
     model = deep_mlp(depth, width, in_features, classes, activation_name="tanh", init="default")

@@ -31,7 +31,11 @@ def draw_profile(profile: Profile, axes=None):
     p = profile
     plot_variance(p.post_ms, p.theory.post, ax=axes[0], ylabel=r"$E[h_k^2]$", title="forward: activations")
     plot_variance(
-        p.grad_var, p.theory.grad, ax=axes[1], ylabel=r"Var$[\partial L/\partial z_k]$", title="backward: gradients"
+        p.grad_var,
+        p.theory.grad,
+        ax=axes[1],
+        ylabel=r"Var$[\partial L/\partial z_k]$",
+        title="backward: gradients",
     )
     for ax in axes:
         ax.plot([], [], "k--", label="theory")
@@ -58,15 +62,26 @@ class VarianceExplorer:
         max_width: int = 400,
     ):
         if activation not in theory.ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(theory.ACTIVATIONS)}.")
+            raise ValueError(
+                f"unknown activation {activation!r}: choose one of {', '.join(theory.ACTIVATIONS)}."
+            )
         self.batch, self.seed = batch, seed
         style = {"description_width": "70px"}
         self.depth = widgets.IntSlider(depth, 1, max_depth, description="depth", style=style)
         self.width = widgets.IntSlider(width, 4, max_width, description="width", style=style)
         self.sigma2 = widgets.FloatLogSlider(
-            sigma2, base=10, min=-4, max=1, step=0.05, description="sigma^2", readout_format=".3g", style=style
+            sigma2,
+            base=10,
+            min=-4,
+            max=1,
+            step=0.05,
+            description="sigma^2",
+            readout_format=".3g",
+            style=style,
         )
-        self.activation = widgets.Dropdown(options=theory.ACTIVATIONS, value=activation, description="activation")
+        self.activation = widgets.Dropdown(
+            options=theory.ACTIVATIONS, value=activation, description="activation"
+        )
         self.output = widgets.Output()
         controls = [self.depth, self.width, self.sigma2, self.activation]
         for c in controls:
@@ -78,7 +93,7 @@ class VarianceExplorer:
         self.update()
 
     def update(self) -> Profile:
-        """Measure and predict with the sliders' current values, redraw into the widget, return the Profile."""
+        """Measure and predict with the sliders' current values, redraw; return the Profile."""
         self.profile = variance_profile(
             self.depth.value,
             self.width.value,

@@ -108,16 +108,19 @@ def plot_ladder(rows: Sequence[LadderRow], which: str = "act", ax: Axes | None =
         ratio[i, j] = math.log10(x) if math.isfinite(x) and x > 0 else np.nan
     finite = ratio[np.isfinite(ratio)]
     span = max(1.0, float(np.abs(finite).max())) if finite.size else 1.0
-    cmap = plt.get_cmap("coolwarm").with_extremes(bad="0.8")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.6")  # white = preserved, grey = inf/NaN/0
     im = ax.imshow(np.ma.masked_invalid(ratio), cmap=cmap, norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
     for i in range(len(groups)):
         for j in range(len(inits)):
-            ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8)
+            bad = not np.isfinite(ratio[i, j])
+            ax.text(
+                j, i, text[i][j], ha="center", va="center", fontsize=8, weight="bold" if bad else "normal"
+            )
     ax.set_xticks(range(len(inits)), inits)
     ax.set_yticks(range(len(groups)), [f"{a} {f}" for a, f in groups])
     ax.set_xlabel("initialization")
     what = "activation Var: last / first layer" if which == "act" else "gradient Var: first / last layer"
-    ax.set_title(f"{what} (log10 colour; grey: inf, NaN or 0)")
+    ax.set_title(f"{what} \n(colour: log10 ratio; grey: inf, NaN or 0)")
     plt.colorbar(im, ax=ax, label="log10 ratio")
     return ax
 

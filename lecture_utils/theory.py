@@ -4,7 +4,8 @@ Network: z_1 = W_1 x (+ b_1),  h_k = f(z_k),  z_{k+1} = W_{k+1} h_k (+ b_{k+1}),
 i.i.d. and independent of everything else, biases ~ (0, sigma_b^2).  Then (Prince, Understanding Deep
 Learning, section 7.5; Glorot & Bengio 2010, section 4.2.1; He et al. 2015, section 2.2):
 
-forward  (fan_in n_{k-1}):   Var[z_k] = n_{k-1} sigma^2 E[h_{k-1}^2] + sigma_b^2,   E[h_k^2] = E[f(z)^2], z ~ N(0, Var z_k)
+forward  (fan_in n_{k-1}):   Var[z_k] = n_{k-1} sigma^2 E[h_{k-1}^2] + sigma_b^2,
+                             E[h_k^2] = E[f(z)^2] with z ~ N(0, Var z_k)
 backward (fan_out n_{k+1}):  Var[dL/dz_k] = E[f'(z_k)^2] n_{k+1} sigma^2 Var[dL/dz_{k+1}]
 
 (the backward line also assumes the weights used in the backward pass are independent of the forward
@@ -162,4 +163,3 @@ def recurrence(
             d = derivative_mean_square(activation, pre[k], negative_slope) if math.isfinite(pre[k]) else 0.5
             grad[k] = d * width * sigma2 * grad[k + 1]
     return Recurrence(pre, post, grad)
-

@@ -41,7 +41,9 @@ def test_float32_overflow_and_underflow_are_reported_and_float64_rerun():
 
 
 def test_ladder_rows_keep_inf_nan_and_zero():
-    rows = {(r.arch, r.init): r for r in ex.depth_ladder(archs=("mlp2", "mlp100"), activations=("relu",), batch=8)}
+    rows = {
+        (r.arch, r.init): r for r in ex.depth_ladder(archs=("mlp2", "mlp100"), activations=("relu",), batch=8)
+    }
     he = rows[("mlp2", "he")]
     assert 0.3 < he.act_ratio < 3 and 0.3 < he.grad_ratio < 3
     n1 = rows[("mlp2", "N(0,1)")]

@@ -55,7 +55,9 @@ PAIRS = [
 
 
 @pytest.mark.parametrize("shape", [(1000, 1000), (512, 256, 3, 3)], ids=["linear", "conv2d"])
-@pytest.mark.parametrize("scheme, kw, torch_fn, torch_kw", PAIRS, ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "scheme, kw, torch_fn, torch_kw", PAIRS, ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_our_init_matches_torch_in_distribution(shape, scheme, kw, torch_fn, torch_kw):
     """On >= 1e6 values, std within 1%, and for uniform schemes the largest |value| within 1% of the bound."""
     ours = li.init_tensor_(torch.empty(shape), scheme, generator=torch.Generator().manual_seed(0), **kw)
@@ -71,8 +73,10 @@ def test_our_init_matches_torch_in_distribution(shape, scheme, kw, torch_fn, tor
 
 
 def test_glorot_standard_is_pytorch_default_variance():
-    """Glorot's "standard" U[-1/sqrt(n), 1/sqrt(n)] has Var 1/(3n): the same as PyTorch's default Linear init."""
-    w = li.init_tensor_(torch.empty(1000, 1000), "glorot_standard", generator=torch.Generator().manual_seed(0))
+    """Glorot's "standard" U[-1/sqrt(n), 1/sqrt(n)] has Var 1/(3n), like PyTorch's default Linear init."""
+    w = li.init_tensor_(
+        torch.empty(1000, 1000), "glorot_standard", generator=torch.Generator().manual_seed(0)
+    )
     assert float(w.abs().max()) == pytest.approx(1 / math.sqrt(1000), rel=0.01)
     layer = nn.Linear(1000, 1000)
     assert float(layer.weight.detach().var()) == pytest.approx(1 / 3000, rel=0.02)
@@ -97,7 +101,9 @@ def test_generator_makes_it_reproducible():
 def test_init_module_sets_every_weight_and_bias():
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 4))
     li.init_module_(model, "he_normal", bias=0.5, generator=torch.Generator().manual_seed(0))
-    assert all(float(m.bias.detach().min()) == 0.5 == float(m.bias.detach().max()) for m in (model[0], model[3]))
+    assert all(
+        float(m.bias.detach().min()) == 0.5 == float(m.bias.detach().max()) for m in (model[0], model[3])
+    )
     before = model[3].weight.clone()
     li.init_module_(model, "default")  # reset_parameters(): PyTorch's own init
     assert not torch.equal(before, model[3].weight)
@@ -112,7 +118,10 @@ def test_orthogonal_has_orthogonal_rows():
     "call, match",
     [
         (lambda: li.gain("swish"), "unknown nonlinearity 'swish': choose one of linear"),
-        (lambda: li.init_tensor_(torch.empty(3, 3), "lecun"), "unknown init scheme 'lecun': choose one of default"),
+        (
+            lambda: li.init_tensor_(torch.empty(3, 3), "lecun"),
+            "unknown init scheme 'lecun': choose one of default",
+        ),
         (lambda: li.init_tensor_(torch.empty(3, 3), "normal"), "needs std >= 0"),
         (lambda: li.init_tensor_(torch.empty(3, 3), "normal", std=-1.0), "needs std >= 0"),
         (lambda: li.init_tensor_(torch.empty(3, 3), "he_normal", mode="fan_avg"), "'fan_in' or 'fan_out'"),

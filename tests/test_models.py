@@ -26,7 +26,11 @@ def test_deep_mlp_without_head_and_with_batchnorm_and_flatten():
 
 @pytest.mark.parametrize(
     "act, init, expected_var",
-    [("relu", "he_normal", 2 / 1000), ("linear", "xavier_normal", 2 / 2000), ("tanh", "xavier_normal", 25 / 9 / 1000)],
+    [
+        ("relu", "he_normal", 2 / 1000),
+        ("linear", "xavier_normal", 2 / 2000),
+        ("tanh", "xavier_normal", 25 / 9 / 1000),
+    ],
 )
 def test_deep_mlp_init_variance(act, init, expected_var):
     """The gain follows the activation: He-ReLU 2/n, Xavier-linear 2/(n+n), Xavier-tanh (5/3)^2 / n."""

@@ -1,4 +1,4 @@
-"""The figures and the explorer: what is drawn (data, scales, labels), and that the explorer's update works."""
+"""The figures and the explorer: what is drawn (data, scales, labels), and the explorer's update."""
 
 import time
 

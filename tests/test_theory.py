@@ -29,7 +29,9 @@ def test_linear_and_bias_and_input():
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "leaky_relu"])
 @pytest.mark.parametrize("var", [0.01, 1.0, 30.0])
 def test_quadrature_matches_monte_carlo(activation, var):
-    z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * math.sqrt(var)
+    z = torch.randn(1_000_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * math.sqrt(
+        var
+    )
     z.requires_grad_(True)
     f = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
          "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.01)}[activation]  # fmt: skip
@@ -44,7 +46,9 @@ def test_tanh_limits():
     assert theory.derivative_mean_square("tanh", 1e-6) == pytest.approx(1.0, rel=1e-4)
     assert theory.mean_square("tanh", 1e6) == pytest.approx(1.0, rel=2e-3)  # saturated: tanh^2 -> 1
     # a narrow bump: E[(1 - tanh^2)^2] ~ (4/3) / sqrt(2 pi var) for large var
-    assert theory.derivative_mean_square("tanh", 1e6) == pytest.approx(4 / 3 / math.sqrt(2 * math.pi * 1e6), rel=1e-3)
+    assert theory.derivative_mean_square("tanh", 1e6) == pytest.approx(
+        4 / 3 / math.sqrt(2 * math.pi * 1e6), rel=1e-3
+    )
 
 
 def test_relu_growth_and_overflow_is_inf_not_an_error():
@@ -58,7 +62,7 @@ def test_measured_relu_growth_per_layer_matches_theory(sigma2_times_width, seed)
     """Width 500, 10 ReLU layers: the measured growth per layer, forward and backward (geometric mean over
     the 9 steps), is D sigma^2 / 2 within 10% (Xavier-on-ReLU 0.5, He 1, twice He 2), and the first layer's
     Var[z_1] = n_in sigma^2 within 3%.  (One network drifts away from the mean-field prediction by a random
-    factor whose log has variance ~ 5 L / D, Hanin & Rolnick 2018: test per-layer rates, not layer 10 alone.)"""
+    factor whose log has variance ~ 5 L / D, Hanin & Rolnick 2018: test per-layer rates, not layer 10.)"""
     width, depth = 500, 10
     p = variance_profile(depth=depth, width=width, sigma2=sigma2_times_width / width, batch=500, seed=seed)
     expected = sigma2_times_width / 2
