@@ -86,7 +86,9 @@ def test_relu_output_halves_the_mean_square():
 def test_variances_table_and_first_nonfinite():
     model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 1))
     with torch.no_grad():
-        model[1].weight.fill_(3e38)  # overflows to inf in float32
+        model[0].weight.fill_(1.0)
+        model[0].bias.zero_()
+        model[1].weight.fill_(3e38)  # 3e38 * (4 inputs of 4) overflows to inf in float32
     with Probe(model) as probe:
         model(torch.ones(2, 4)).sum().backward()
     assert probe.first_nonfinite() == ("activation", "1")
