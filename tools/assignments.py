@@ -145,9 +145,11 @@ def sync() -> int:
     return 0
 
 
-def _otter(*args: str, timeout: float | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _otter(
+    *args: str, timeout: float | None = None, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "otter", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
 def build_one(master: Path, dist: Path = DIST) -> Path:
@@ -256,9 +258,13 @@ def grade(
     dist: Path = DIST,
     cell_timeout: float = CELL_TIMEOUT,
     total_timeout: float = TOTAL_TIMEOUT,
+    threads: int = 1,
 ) -> Grade:
     """Grade one submitted notebook with ``otter run`` (no Docker).  Never raises for a bad submission:
-    problems land in ``Grade.error`` with a score of 0 for the questions that could not be graded."""
+    problems land in ``Grade.error`` with a score of 0 for the questions that could not be graded.
+
+    The kernel runs with ``threads`` CPU threads (OMP_NUM_THREADS): small networks train fastest on one, and
+    submissions graded side by side do not fight over the cores."""
     submission = Path(submission)
     start = time.monotonic()
     try:
@@ -286,8 +292,9 @@ def grade(
         nbformat.write(nb, copy)
         (tmp / "results").mkdir()
         try:
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             res = _otter("run", "--no-logo", "-a", str(autograder), "-o", "results", copy.name,
-                         timeout=total_timeout, cwd=tmp)
+                         timeout=total_timeout, cwd=tmp, env=env)
         except subprocess.TimeoutExpired:
             result.error = f"grading took longer than {total_timeout:g} s and was stopped"
             result.seconds = time.monotonic() - start
@@ -349,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--jobs", type=int, default=1, help="submissions graded at the same time")
     g.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, help="seconds per cell")
     g.add_argument("--total-timeout", type=float, default=TOTAL_TIMEOUT, help="seconds per submission")
+    g.add_argument("--threads", type=int, default=1, help="CPU threads of each grading kernel")
     g.add_argument("--dist", type=Path, default=DIST)
     g.add_argument("-v", "--verbose", action="store_true", help="show the failing tests' output")
     sub.add_parser("sync", help="refresh the masters' Colab set-up cell and re-pair them")
@@ -361,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     grades = grade_many(_submissions(args.path), args.jobs, dist=args.dist,
-                        cell_timeout=args.cell_timeout, total_timeout=args.total_timeout)
+                        cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, threads=args.threads)
     for gr in grades:
         print(gr.report(args.verbose))
     if args.csv:
