@@ -67,8 +67,10 @@ class VarianceExplorer:
             )
         self.batch, self.seed = batch, seed
         style = {"description_width": "70px"}
-        self.depth = widgets.IntSlider(depth, 1, max_depth, description="depth", style=style)
-        self.width = widgets.IntSlider(width, 4, max_width, description="width", style=style)
+        # redraw when a slider is released, not at every pixel of a drag
+        common = {"style": style, "continuous_update": False}
+        self.depth = widgets.IntSlider(depth, 1, max_depth, description="depth", **common)
+        self.width = widgets.IntSlider(width, 4, max_width, description="width", **common)
         self.sigma2 = widgets.FloatLogSlider(
             sigma2,
             base=10,
@@ -77,7 +79,7 @@ class VarianceExplorer:
             step=0.05,
             description="sigma^2",
             readout_format=".3g",
-            style=style,
+            **common,
         )
         self.activation = widgets.Dropdown(
             options=theory.ACTIVATIONS, value=activation, description="activation"
