@@ -405,3 +405,22 @@ def plot_runs(runs: Sequence[Run], which: str = "loss", ax=None, window: int = 1
     ax.set_ylabel(f"training loss (moving average of {window})" if which == "loss" else "validation accuracy")
     ax.legend(fontsize="small")
     return ax
+
+
+def tensor_data(n_train: int, n_val: int, device=None) -> Data:
+    """(x_train, y_train, x_val, y_val): the first ``n_train`` / ``n_val`` images of the training and
+    validation splits as normalized tensors on ``device`` (see :func:`lecture_utils.data.load_split_tensors`)."""
+    from . import data
+
+    x_train, y_train = data.load_split_tensors("train", device=device, limit=n_train)
+    x_val, y_val = data.load_split_tensors("val", device=device, limit=n_val)
+    return x_train, y_train, x_val, y_val
+
+
+def small_layers_threads(device: torch.device | str) -> int:
+    """On a CPU, use one thread: the ladder's layers are tiny (32-64 units), a second thread costs more in
+    synchronisation than it saves, and on a shared machine it can make each step several times slower.
+    Returns the number of threads torch now uses."""
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()

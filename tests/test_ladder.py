@@ -152,3 +152,12 @@ def test_bad_arguments_and_table():
     assert set(CONFIGS) == {"default", "xavier", "he", "orthogonal", "he_bn"}
     text = format_table([{"a": "x", "b": 0.123456}], ["a", "b"], {"b": ".3g"})
     assert text.splitlines() == ["a  b", "x  0.123"]
+
+
+def test_smoothed_and_threads():
+    from lecture_utils.ladder import small_layers_threads, smoothed
+
+    assert smoothed([1.0, 3.0, 5.0, 7.0], window=2) == [1.0, 2.0, 4.0, 6.0]
+    with pytest.raises(ValueError, match="window"):
+        smoothed([1.0], 0)
+    assert small_layers_threads("meta") == torch.get_num_threads()  # not a CPU: left alone

@@ -1,0 +1,197 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/08_residual_networks.ipynb)
+#
+# # 8. Residual networks and BatchNorm (UDL 11.3-11.4)
+#
+# Notebook 7 ended with plain networks that are hard to train at depth 100 and almost impossible at 1000.
+# Residual connections change the picture, but they bring their own variance problem. Following Prince,
+# *Understanding Deep Learning*, Section 11.4 and Figure 11.6:
+#
+# 1. In a residual network $h_{k+1} = h_k + f_k(h_k)$ with He-initialized branches the activation variance
+#    **doubles** at every block: $2^K$ after $K$ blocks.
+# 2. Multiplying each block's output by $1/\sqrt2$ keeps it **constant**.
+# 3. BatchNorm at the start of each branch makes it grow only **linearly**: $K+1$.
+# 4. (Beyond the figure) a zero-initialized scalar on each branch (SkipInit, De & Smith 2020; Fixup, Zhang
+#    et al. 2019, zero-initializes the branch's last layer) starts as the identity: variance constant.
+#
+# Each claim is measured block by block with the theory drawn over it; then a 100-block residual MLP with
+# each variant is trained against the 100-layer plain network of notebook 7, same budget.
+#
+# **Budget.** Full mode: variance measured over 16 networks of width 512 with 30 blocks; training on 8,000
+# images for 1,500 steps of batch 64, about 5 minutes on 2 CPU cores. Quick mode (`LECTURE_QUICK=1`, CI):
+# 4 networks of width 256, 4,000 images and 150 steps, under a minute.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
+    )
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from lecture_utils import config
+from lecture_utils import ladder as ld
+from lecture_utils import resnets as rn
+
+# %matplotlib inline
+config.show_banner()
+config.seed_everything(0)
+n_threads = ld.small_layers_threads(config.DEVICE)  # tiny layers: one CPU thread is faster than two
+
+# %% [markdown]
+# ## 1. Variance per block: Prince's Figure 11.6
+#
+# Each branch is $f_k(h) = W_k\,\mathrm{ReLU}(h)$ with He weights, $\operatorname{Var}[w] = 2/n$. For a
+# zero-mean symmetric $h$, $\mathbb E[\mathrm{ReLU}(h)^2] = \tfrac12\operatorname{Var}[h]$, so
+# $\operatorname{Var}[f_k(h)] = n\cdot\tfrac2n\cdot\tfrac12\operatorname{Var}[h] = \operatorname{Var}[h]$:
+# the branch preserves the variance, exactly as a plain He layer does. But $W_k$ is independent of $h$ and
+# zero-mean, so $\operatorname{Cov}[h, f_k(h)] = 0$ and the variances of the sum add (notebook 2):
+#
+# $$\operatorname{Var}[h_{k+1}] = \operatorname{Var}[h_k] + \operatorname{Var}[f_k(h_k)]
+#   = 2\operatorname{Var}[h_k] \quad\Rightarrow\quad \operatorname{Var}[h_K] = 2^K\operatorname{Var}[h_0].$$
+#
+# * Scaled blocks $h_{k+1} = (h_k + f_k(h_k))/\sqrt2$: $\operatorname{Var}[h_{k+1}] = \tfrac12 \cdot 2
+#   \operatorname{Var}[h_k]$, constant.
+# * BatchNorm first, $f_k(\mathrm{BN}(h_k))$ with $\gamma = 1$, $\beta = 0$: the branch sees unit variance
+#   whatever $\operatorname{Var}[h_k]$ is, so it adds exactly 1 per block: $\operatorname{Var}[h_K] =
+#   \operatorname{Var}[h_0] + K = K + 1$.
+# * Zero branch scale $h_{k+1} = h_k + \alpha_k f_k(h_k)$, $\alpha_k = 0$: the identity, constant.
+#
+# A single network's variance is a product of random factors, so we average the measurement over a few
+# independently initialized networks (the theory is an expectation).
+
+# %%
+K = config.pick(20, 30)
+WIDTH, DRAWS, BATCH = config.pick((256, 4, 512), (512, 16, 1024))
+x0 = torch.randn(BATCH, WIDTH, generator=torch.Generator().manual_seed(0))
+measured = {}
+for variant in rn.VARIANTS:
+    torch.manual_seed(1)
+    measured[variant] = np.mean([rn.block_variances(rn.residual_mlp(K, WIDTH, variant), x0) for _ in range(DRAWS)],
+                                axis=0)
+
+# %%
+labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
+          "bn": "BatchNorm first in the branch: $k+1$", "zero": r"zero branch scale $\alpha = 0$: constant"}
+fig, ax = plt.subplots(figsize=(7.5, 4.5))
+blocks_k = np.arange(K + 1)
+for i, variant in enumerate(rn.VARIANTS):
+    ax.semilogy(blocks_k, measured[variant], "o", ms=4, color=f"C{i}", label=f"measured, {labels[variant]}")
+    ax.semilogy(blocks_k, rn.theory_variance(variant, K, measured[variant][0]), "-", color=f"C{i}", lw=1)
+ax.set_xlabel("residual block k")
+ax.set_ylabel(r"Var[$h_k$]")
+ax.set_title(f"Residual stream variance per block (width {WIDTH}, mean of {DRAWS} networks); lines: theory")
+ax.legend(fontsize="small")
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for variant in rn.VARIANTS:
+    m = measured[variant]
+    theory = rn.theory_variance(variant, K, m[0])
+    print(f"{variant:6s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
+          f"measured/theory {m[-1] / theory[-1]:.1f}")
+
+# %%
+he, scaled, bn, zero = (measured[v] for v in rn.VARIANTS)
+assert abs(math.log2(he[-1] / he[0]) - K) < 1.5  # doubles per block: 2^K
+assert 0.67 < scaled[-1] / scaled[0] < 1.5  # constant
+assert abs((bn[-1] - bn[0]) / K - 1) < 0.15  # +1 per block: K + 1
+assert np.allclose(zero, zero[0])  # identity at initialization
+
+# %% [markdown]
+# Measured and predicted agree block by block: $2^K$ without rescaling (about $10^{6}$ after 20 blocks,
+# $2^{100} \approx 10^{30}$ after 100), constant with $1/\sqrt2$, linear with BatchNorm. Prince's remark is
+# that the linear growth is what makes BatchNorm *work* in residual networks: block $k$'s branch adds one
+# unit of variance to a stream that already carries $k$, so each block changes the function by a fraction
+# $\approx 1/k$, and the network behaves like a shallower one at initialization. (In a plain network the
+# same BatchNorm multiplies the gradient at every layer and explodes it: notebook 7, Yang et al. 2019.)
+#
+# ## 2. Training: a 100-block residual MLP, four ways, against the 100-layer plain network
+#
+# Flatten, a linear stem 3072 → 64, 100 residual blocks of width 64, a linear head; against the plain
+# 100-layer He MLP of notebook 7. Same data, seed, batches, SGD with momentum 0.9, learning rate 0.01.
+
+# %%
+N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
+DATA = ld.tensor_data(N_TRAIN, N_VAL)
+x_train, y_train, x_val, y_val = DATA
+STEPS, LR, BLOCKS, W = config.pick(150, 1500), 0.01, 100, 64
+
+
+def residual(variant):
+    torch.manual_seed(0)
+    return rn.residual_mlp(BLOCKS, W, variant, in_features=3 * 32 * 32, out_features=10, flatten=True)
+
+
+runs = {"plain, 100 layers, He": ld.train_steps(ld.plain_net("mlp", 100, W, "he"), DATA, STEPS, LR, 64,
+                                                name="plain, 100 layers, He")}
+SHORT = {"he": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
+for variant in rn.VARIANTS:
+    name = f"residual, {SHORT[variant]}"
+    runs[name] = ld.train_steps(residual(variant), DATA, STEPS, LR, 64, name=name)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+ld.plot_runs(runs.values(), "loss", ax=axes[0], window=10)
+axes[0].set_yscale("log")
+axes[0].set_title("Training loss (log scale: the $2^K$ network starts enormous)")
+ld.plot_runs(runs.values(), "val_acc", ax=axes[1])
+axes[1].axhline(0.1, color="gray", lw=0.8, ls=":")
+axes[1].set_title("Validation accuracy")
+plt.show()
+
+# %%
+rows = [{"network": n, "first loss": r.loss[0], "final val acc": r.final_val_acc, "status": r.where(),
+         "Var[dL/dW_1] step 0": r.grad_var_first} for n, r in runs.items()]
+print(ld.format_table(rows, ["network", "first loss", "Var[dL/dW_1] step 0", "final val acc", "status"],
+                      {"first loss": ".3g", "Var[dL/dW_1] step 0": ".2g", "final val acc": ".3f"}))
+
+# %%
+acc = {n: r.final_val_acc for n, r in runs.items()}
+plain = acc["plain, 100 layers, He"]
+he_run = runs["residual, He branches"]
+assert he_run.loss[0] > 1e6  # 2^100 variance reaches the logits
+for name in ("residual, BatchNorm first", "residual, zero branch scale"):
+    assert acc[name] > plain + 0.05, (name, acc[name], plain)
+
+# %% [markdown]
+# What we measure:
+#
+# * **He branches without rescaling**: the logits start with a standard deviation around $2^{50}
+#   \approx 10^{15}$; the first loss is astronomical, the gradients follow, and the run either diverges
+#   (the status names the step and layer) or spends its budget undoing the initialization.
+# * **$1/\sqrt2$ scaling** keeps the forward variance at 1, yet every block still passes a full-size
+#   branch: at 100 blocks the network is as "deep" as its plain cousin at initialization, and the learning
+#   rate that suits the others can be too large for it.
+# * **BatchNorm first in the branch** and **the zero-initialized branch scale** start close to a shallow
+#   network (each block a small perturbation of the identity) and learn from the first steps, far ahead of
+#   the plain 100-layer network with the same budget.
+#
+# That is the point of Section 11.4: residual connections make depth trainable *only with* an
+# initialization (or normalization) that keeps the stream's variance from compounding. SkipInit and Fixup
+# show that the normalization itself is optional: starting each branch at zero is enough.
