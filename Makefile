@@ -36,9 +36,10 @@ lecture: $(STAMP)
 assignments: $(STAMP)
 	$(PY) -m tools.assignments build
 
+# SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission.
 grade: $(STAMP)
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb"; exit 2; }
-	$(PY) -m tools.assignments grade "$(SUBMISSION)"
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv]"; exit 2; }
+	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)")
 
 bench: $(STAMP)
 	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
