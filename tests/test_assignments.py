@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,10 +63,25 @@ def _execute(nb_path: Path) -> nbformat.NotebookNode:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    """Build every master from the sources alone into an empty folder."""
-    dist = tmp_path_factory.mktemp("dist")
-    outs = assignments.build(dist=dist)
-    assert sorted(o.name for o in outs) == sorted(MASTERS)
+    """Build every master, as `make assignments` does, in a copy of the tracked files alone (a clean checkout:
+    no dist/, no earlier build, not even lecture_utils)."""
+    checkout = tmp_path_factory.mktemp("checkout")
+    listed = subprocess.run(["git", "ls-files", "assignments", "tools", "pyproject.toml"], cwd=assignments.ROOT,
+                            capture_output=True, text=True)
+    tracked = listed.stdout.split() if listed.returncode == 0 else []
+    if not tracked:  # not a git checkout (e.g. an unpacked archive): the same folders
+        tracked = [str(p.relative_to(assignments.ROOT)) for d in ("assignments", "tools")
+                   for p in (assignments.ROOT / d).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+        tracked.append("pyproject.toml")
+    for rel in tracked:
+        if (assignments.ROOT / rel).is_file():
+            (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(assignments.ROOT / rel, checkout / rel)
+    dist = checkout / "dist" / "assignments"
+    res = subprocess.run([sys.executable, "-m", "tools.assignments", "build"], cwd=checkout,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(p.name for p in dist.iterdir()) == sorted(MASTERS)
     return dist
 
 
