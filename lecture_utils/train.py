@@ -50,11 +50,12 @@ class CheckpointError(_OneLineError):
 
 class DivergenceError(_OneLineError, FloatingPointError):
     """Training produced a non-finite loss or gradient.  Attributes: ``step`` (1-based, counted over the
-    whole run), ``epoch``, ``kind`` ('activation', 'gradient' or 'loss') and ``layer`` (module name)."""
+    whole run), ``epoch``, ``kind`` ('activation', 'gradient' or 'loss'), ``layer`` (module name) and
+    ``history`` (the run so far, up to and including the failing step's loss)."""
 
-    def __init__(self, message: str, step: int, epoch: int, kind: str, layer: str | None):
+    def __init__(self, message: str, step: int, epoch: int, kind: str, layer: str | None, history=None):
         super().__init__(message)
-        self.step, self.epoch, self.kind, self.layer = step, epoch, kind, layer
+        self.step, self.epoch, self.kind, self.layer, self.history = step, epoch, kind, layer, history
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -103,7 +104,8 @@ def clip_gradients_(parameters, clip_value: float | None = None, clip_norm: floa
         raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}.")
     if not params:
         return 0.0
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))
+    norms = [torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64) for p in params]  # no overflow
+    norm = torch.linalg.vector_norm(torch.stack(norms))
     if clip_value is not None:
         nn.utils.clip_grad_value_(params, clip_value)
     if clip_norm is not None:
@@ -253,7 +255,7 @@ def _diagnose(model, xb, yb, loss_fn) -> tuple[str, str | None]:
     return found if found is not None else ("loss", None)
 
 
-def _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss, grad_norm) -> DivergenceError:
+def _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss, grad_norm, history) -> DivergenceError:
     kind, layer = _diagnose(model, xb, yb, loss_fn)
     if layer is None:
         where = "every layer's activation and gradient is finite; the loss itself is not"
@@ -265,7 +267,7 @@ def _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss, gra
         f"training diverged at step {step} (epoch {epoch}, batch {batch}/{n_batches}): {what}; {where}. "
         "Try a smaller learning rate, gradient clipping (clip_norm= or clip_value=), "
         "a better-scaled initialization, or BatchNorm.",
-        step, epoch, kind, layer,
+        step, epoch, kind, layer, history,
     )  # fmt: skip
 
 
@@ -378,12 +380,15 @@ def train(
                 loss = loss_fn(out, yb)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, None)
+                    history["step_loss"].append(loss_value)
+                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, None,
+                                      history)  # fmt: skip
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
                 if not math.isfinite(grad_norm):
-                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, grad_norm)
+                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, grad_norm,
+                                      history)  # fmt: skip
                 optimizer.step()
                 history["step_loss"].append(loss_value)
                 history["grad_norm"].append(grad_norm)
@@ -428,18 +433,22 @@ def train(
 @torch.no_grad()
 def input_percentiles(model: nn.Module, module: nn.Module, x: torch.Tensor, unit: int = 0,
                       q=(15, 50, 85)) -> list[float]:  # fmt: skip
-    """Percentiles ``q`` of the input of ``module`` (e.g. the ReLU after BatchNorm) at hidden ``unit``
-    over the batch ``x``, in eval mode (the network as it would be used); restores the model's mode.
+    """Percentiles ``q`` of the input of ``module`` (e.g. the non-linearity after BatchNorm) at hidden
+    ``unit`` over the batch ``x``, computed as in training (BatchNorm normalizes with the batch's own
+    statistics); BatchNorm's running averages and the model's mode are restored afterwards.
     Ioffe & Szegedy (2015), Figure 1(b, c): the {15, 50, 85}th percentiles of a sigmoid's input over training."""
     seen = {}
     handle = module.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].detach()))
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     was_training = model.training
     try:
-        model.eval()
+        model.train()
         model(x)
     finally:
         handle.remove()
         model.train(was_training)
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
     values = seen["x"].reshape(len(x), -1)[:, unit].to(torch.float64)
     return torch.quantile(values, torch.tensor(q, dtype=torch.float64, device=values.device) / 100).tolist()
 

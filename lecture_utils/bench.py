@@ -1,0 +1,112 @@
+"""``python -m lecture_utils.bench``: one epoch of the seed model, two input pipelines, one run.
+
+1. The PyTorch way: ``torchvision.datasets.CIFAR10`` + ``Compose([ToTensor(), Normalize])`` +
+   ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``: every image is decoded from the uint8
+   array into a PIL image, converted and normalized on its own, then collated into a batch.
+2. The fast path: the whole split decoded and normalized once (:func:`lecture_utils.data.load_split_tensors`,
+   a single vectorised operation), then :class:`lecture_utils.data.TensorLoader` only indexes it.
+
+Both train the same seed model (SGD lr 1e-3, momentum 0.9, batch 64) for one epoch on the 45,000-image
+training split of full-size data (synthetic CIFAR-format data with ``LECTURE_SYNTHETIC=1``, as
+``make bench`` sets it).  Images per second include the one-off decoding of the fast path.  The last
+line printed is a JSON object: ``{"dataloader_img_s": ..., "tensor_img_s": ..., "speedup": ...}``.
+
+``num_workers`` defaults to 2, what a student would pick on a 2-core laptop or Colab (``os.cpu_count()``
+workers, capped at 2, so that the main process still has a core to train on); ``--workers 0`` shows the
+single-process pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+from torch import nn
+
+from . import config, data, models
+
+
+def _epoch(model, loader, device) -> tuple[int, float]:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    seen = 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        loss = loss_fn(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += len(yb)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen, loss.item()
+
+
+def time_dataloader(device, batch_size: int = 64, workers: int = 2, limit: int | None = None) -> float:
+    """Images per second of one training epoch fed by torchvision's Dataset + DataLoader."""
+    ds = data.cifar10("train")  # ToTensor + Normalize per image
+    if limit is not None:
+        ds = torch.utils.data.Subset(ds, range(min(limit, len(ds))))
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                         generator=torch.Generator().manual_seed(0),
+                                         pin_memory=device.type == "cuda",
+                                         persistent_workers=False)  # fmt: skip
+    config.seed_everything(0)
+    model = models.seed_model().to(device)
+    start = time.perf_counter()
+    seen, _ = _epoch(model, loader, device)
+    return seen / (time.perf_counter() - start)
+
+
+def time_tensors(device, batch_size: int = 64, limit: int | None = None) -> float:
+    """Images per second of one training epoch on the in-memory tensor path (loading included)."""
+    config.seed_everything(0)
+    model = models.seed_model().to(device)
+    start = time.perf_counter()
+    x, y = data.load_split_tensors("train", device=device, limit=limit)
+    seen, _ = _epoch(model, data.TensorLoader(x, y, batch_size, shuffle=True, seed=0), device)
+    return seen / (time.perf_counter() - start)
+
+
+def compare(device=None, batch_size: int = 64, workers: int = 2, limit: int | None = None) -> dict:
+    """Both pipelines, one after the other; returns the dictionary the command prints last."""
+    device = config.DEVICE if device is None else torch.device(device)
+    data.normalization()  # generate / read / verify the files once, outside both timings
+    data._raw_split(True)
+    tensor = time_tensors(device, batch_size, limit)
+    loader = time_dataloader(device, batch_size, workers, limit)
+    return {"dataloader_img_s": round(loader, 1), "tensor_img_s": round(tensor, 1),
+            "speedup": round(tensor / loader, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="One epoch of the seed model: DataLoader vs in-memory tensors.")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                        help="DataLoader num_workers (default: min(2, cpu count))")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
+    args = parser.parse_args(argv)
+    device = config.DEVICE
+    print(config.banner())
+    print(f"one epoch of the seed model, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
+          f"{torch.get_num_threads()} torch threads, device {device}")  # fmt: skip
+    try:
+        result = compare(device, args.batch_size, args.workers, args.limit)
+    except data.DataUnavailableError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(f"torchvision Dataset + DataLoader (ToTensor + Normalize per image, num_workers={args.workers}): "
+          f"{result['dataloader_img_s']:,.0f} images/s")  # fmt: skip
+    print(f"in-memory tensors on {device} (TensorLoader):  {result['tensor_img_s']:,.0f} images/s")
+    print(f"speedup: {result['speedup']}x")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
