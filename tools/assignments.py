@@ -59,9 +59,10 @@ def _cell_timeout(signum, frame):
     raise TimeoutError("this cell ran longer than {limit} s (an infinite loop?) and was interrupted")
 
 
-_sig.signal(_sig.SIGALRM, _cell_timeout)
-get_ipython().events.register("pre_run_cell", lambda *_: _sig.setitimer(_sig.ITIMER_REAL, {limit}, {limit}))
-get_ipython().events.register("post_run_cell", lambda *_: _sig.setitimer(_sig.ITIMER_REAL, 0))
+if hasattr(_sig, "SIGALRM"):  # POSIX; on Windows only the overall limit applies
+    _sig.signal(_sig.SIGALRM, _cell_timeout)
+    get_ipython().events.register("pre_run_cell", lambda *_: _sig.setitimer(_sig.ITIMER_REAL, {limit}, {limit}))
+    get_ipython().events.register("post_run_cell", lambda *_: _sig.setitimer(_sig.ITIMER_REAL, 0))
 '''
 
 
@@ -225,6 +226,11 @@ class Grade:
     error: str = ""
     seconds: float = 0.0
     details: dict[str, str] = field(default_factory=dict)  # question -> otter's test output
+    label: str = ""  # how the submission is named in reports: its path relative to the graded folder
+
+    @property
+    def name(self) -> str:
+        return self.label or self.submission.name
 
     @property
     def total(self) -> float:
@@ -235,7 +241,7 @@ class Grade:
         return sum(m for _, m in self.scores.values())
 
     def report(self, verbose: bool = False) -> str:
-        lines = [f"{self.submission.name} (assignment {self.assignment or '?'})"]
+        lines = [f"{self.name} (assignment {self.assignment or '?'})"]
         for q, (s, m) in self.scores.items():
             lines.append(f"  {q:<8} {s:6.2f} / {m:g}")
             if verbose and s < m and self.details.get(q):
@@ -328,7 +334,7 @@ def write_csv(grades: list[Grade], path: Path) -> None:
         w.writerow(["submission", "assignment", *qs, "total", "possible", "error"])
         for g in grades:
             cells = [f"{g.scores[q][0]:g}" if q in g.scores else "" for q in qs]
-            w.writerow([g.submission.name, g.assignment, *cells, f"{g.total:g}", f"{g.possible:g}",
+            w.writerow([g.name, g.assignment, *cells, f"{g.total:g}", f"{g.possible:g}",
                         g.error.replace("\n", " ")[:300]])
 
 
@@ -370,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     grades = grade_many(_submissions(args.path), args.jobs, dist=args.dist,
                         cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, threads=args.threads)
     for gr in grades:
+        if args.path.is_dir():  # students' files often share a name: tell them apart by their folder
+            gr.label = gr.submission.relative_to(args.path).as_posix()
         print(gr.report(args.verbose))
     if args.csv:
         write_csv(grades, args.csv)
