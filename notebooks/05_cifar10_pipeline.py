@@ -1,0 +1,182 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/05_cifar10_pipeline.ipynb)
+#
+# # The CIFAR-10 pipeline
+#
+# The second half of the lecture trains on real images: CIFAR-10, 60,000 colour images of 32 × 32 pixels in
+# 10 classes (50,000 for training, 10,000 for testing). This notebook builds the input pipeline the way you
+# will meet it in PyTorch — `torchvision.datasets`, `transforms`, `random_split`, `DataLoader` — and then
+# the fast path the experiments use.
+#
+# Input normalization is the first remedy of the lecture: the variance arguments for Xavier and He
+# initialization assume inputs with mean 0 and variance 1, $x' = (x - \mu_c) / \sigma_c$ per colour channel $c$.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
+    )
+
+# %%
+import torch
+from torch.utils.data import DataLoader, Subset
+from torchvision import transforms
+
+from lecture_utils import bench, config, data, train_plots
+
+config.show_banner()
+gen = config.seed_everything(0)
+DEVICE = config.DEVICE
+if config.quick() and DEVICE.type == "cpu":
+    torch.set_num_threads(1)  # CI's 2 shared cores: these small matrices gain nothing from a second thread
+
+# %% [markdown]
+# ## The PyTorch way
+#
+# ```python
+# from torchvision import datasets, transforms
+# from torch.utils.data import DataLoader, random_split
+#
+# transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(mean, std)])
+# full = datasets.CIFAR10(root="data", train=True, download=True, transform=transform)
+# train_set, val_set = random_split(full, [45_000, 5_000], generator=torch.Generator().manual_seed(0))
+# test_set = datasets.CIFAR10(root="data", train=False, download=True, transform=transform)
+# loader = DataLoader(train_set, batch_size=64, shuffle=True)
+# ```
+#
+# `data.cifar10(split)` is exactly this, with the data folder from `LECTURE_DATA_DIR` (default `data/`), the
+# md5 check of the official files, and — with `LECTURE_SYNTHETIC=1` — generated files in the same format
+# (see `data/README.md`). Without the data and without a network it stops with one clear message saying
+# where to put the files.
+
+# %%
+root, official = data.resolve_root()
+full_train = data.cifar10_dataset(train=True)  # torchvision's CIFAR10: PIL images, no transform yet
+test_set = data.cifar10_dataset(train=False)
+classes = full_train.classes  # read from batches.meta
+print(f"files: {root / data.FOLDER} ({'the official release' if official else 'NOT the official release'})")
+print(f"{len(full_train)} training and {len(test_set)} test images")
+img, label = full_train[0]
+print(f"one item: a PIL image of size {img.size}, label {label} = {classes[label]!r}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+train_idx, val_idx = data.split_indices(len(full_train), data.VAL_SIZE, seed=0)  # the seeded random_split
+counts = torch.bincount(torch.tensor(full_train.targets), minlength=10).tolist()
+print(f"split: {len(train_idx)} train / {len(val_idx)} validation / {len(test_set)} test")
+print("images per class:", counts)
+assert len(train_idx) + len(val_idx) == len(full_train) and not set(train_idx) & set(val_idx)
+
+# %% [markdown]
+# ## Per-channel mean and standard deviation, streamed
+#
+# Stacking the 50,000 training images into one float64 tensor would take
+# $50{,}000 \times 3 \times 32 \times 32 \times 8$ bytes $\approx 1.2$ GB. Instead `data.channel_stats` reads
+# one batch at a time and merges partial results with Chan et al.'s update: for running count $n$, mean $m$
+# and sum of squared deviations $M_2$, a batch with $(n_b, m_b, M_{2,b})$ gives
+#
+# $$\delta = m_b - m,\quad m \leftarrow m + \delta \frac{n_b}{n + n_b},\quad
+#   M_2 \leftarrow M_2 + M_{2,b} + \delta^2 \frac{n\, n_b}{n + n_b},\qquad \sigma = \sqrt{M_2 / n}.$$
+#
+# Only `ToTensor` (pixels to $[0, 1]$) here: we are computing the numbers `Normalize` will need.
+
+# %%
+N_STATS = config.pick(5_000, len(full_train))
+to_tensor = data.cifar10_dataset(train=True, transform=transforms.ToTensor())
+stats_loader = DataLoader(Subset(to_tensor, range(N_STATS)), batch_size=500, shuffle=False)
+mean, std = data.channel_stats(stats_loader)  # float64, one batch in memory at a time
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"over {N_STATS} training images: mean {[round(v, 4) for v in mean.tolist()]}, "
+      f"std {[round(v, 4) for v in std.tolist()]}")  # fmt: skip
+# The same numbers, exactly, from the 256-bin histogram of each uint8 channel:
+m_exact, s_exact = data.uint8_channel_stats(full_train.data[:N_STATS])
+assert torch.allclose(mean, m_exact, atol=1e-9) and torch.allclose(std, s_exact, atol=1e-9)
+if official and N_STATS == len(full_train):
+    print("published:", data.CIFAR10_MEAN, data.CIFAR10_STD)
+    assert torch.allclose(mean, torch.tensor(data.CIFAR10_MEAN, dtype=torch.float64), atol=5e-4)
+    assert torch.allclose(std, torch.tensor(data.CIFAR10_STD, dtype=torch.float64), atol=5e-4)
+else:
+    print("(the published CIFAR-10 values, (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435, 0.2616),")
+    print(" are checked in full mode on the official release)")
+
+# %% [markdown]
+# ## Normalize, and check that it worked
+#
+# `data.normalization()` gives the published values for the official release, otherwise the statistics of
+# the files in use (over all 50,000 training images). After `Normalize` every channel should have mean
+# $\approx 0$ and standard deviation $\approx 1$.
+
+# %%
+norm_mean, norm_std = data.normalization()
+train_set = data.cifar10("train")  # Compose([ToTensor(), Normalize(norm_mean, norm_std)])
+val_set = data.cifar10("val")
+check = DataLoader(Subset(train_set, range(N_STATS)), batch_size=500, shuffle=False)
+m_norm, s_norm = data.channel_stats(check)
+print(f"normalized: mean {[round(v, 3) for v in m_norm.tolist()]}, std {[round(v, 3) for v in s_norm.tolist()]}")
+assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
+
+# %%
+loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=gen)
+xb, yb = next(iter(loader))
+print(f"a batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
+train_plots.show_images(xb, yb, classes, n=16)
+
+# %% [markdown]
+# ## The fast path
+#
+# Each item of that `DataLoader` goes through Python one image at a time: index the uint8 array, build a PIL
+# image, `ToTensor`, `Normalize`, then collate 64 of them. For a small model the pipeline, not the network,
+# is what you wait for. The experiments therefore decode a whole split **once** into a normalized tensor on
+# the device (one vectorised operation, the same numbers) and let `TensorLoader` pick shuffled batches from it,
+# with the same semantics as a `DataLoader`: `len()` batches, a partial last batch unless `drop_last`, a new
+# seeded permutation every epoch.
+
+# %%
+x_val, y_val = data.load_split_tensors("val", device=DEVICE)
+xs, ys = next(iter(DataLoader(val_set, batch_size=256, shuffle=False)))
+print(f"max difference to ToTensor + Normalize: {float((x_val[:256].cpu() - xs).abs().max()):.1e}")
+assert torch.allclose(x_val[:256].cpu(), xs, atol=1e-5) and torch.equal(y_val[:256].cpu(), ys)
+fast = data.TensorLoader(x_val, y_val, batch_size=64, shuffle=True, seed=0)
+print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len(x_val) - 64 * (len(fast) - 1)}")
+
+# %% [markdown]
+# How much faster? One epoch of the seed model (notebook 06) fed both ways. `python -m lecture_utils.bench`
+# (or `make bench`) does this for a full 45,000-image epoch and prints the speedup; here a shorter run.
+# The `DataLoader` uses `num_workers=2`, what you would pick on a 2-core laptop or Colab. Timings depend on
+# the machine, so this cell's numbers are not checked.
+
+# %%
+N_BENCH = config.pick(3_000, None)
+rates = {
+    "DataLoader (ToTensor + Normalize per image)": bench.time_dataloader(DEVICE, workers=2, limit=N_BENCH),
+    "in-memory tensors (TensorLoader)": bench.time_tensors(DEVICE, limit=N_BENCH),
+}
+print({k: round(v) for k, v in rates.items()})
+print(f"speedup: {rates['in-memory tensors (TensorLoader)'] / rates['DataLoader (ToTensor + Normalize per image)']:.1f}x")
+train_plots.plot_throughput(rates)
+
+# %% [markdown]
+# The tensor path is what the rest of the lecture uses: `data.load_split_tensors(split, device)` and
+# `data.TensorLoader(x, y, batch_size, shuffle=True, seed=0)`. On a GPU the gap grows further, since the
+# images never leave the device and the per-image Python work disappears entirely.
