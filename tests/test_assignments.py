@@ -37,6 +37,20 @@ def test_there_are_two_masters_and_they_are_well_formed():
         assert [q["name"] for q in qs if q.get("manual")] == ["q6"], "one written question, graded by hand"
 
 
+@pytest.mark.parametrize("name", sorted(MASTERS))
+def test_otter_raw_cells_survive_the_jupytext_round_trip(name):
+    import jupytext
+
+    def raw(nb):
+        return [c.source for c in nb.cells if c.cell_type == "raw"]
+
+    from_py = jupytext.read(MASTERS[name].with_suffix(".py"))
+    from_ipynb = nbformat.read(MASTERS[name], as_version=4)
+    assert raw(from_py) == raw(from_ipynb)
+    assert raw(from_py)[0].startswith("# ASSIGNMENT CONFIG\nname: " + name)
+    assert sum(r.startswith("# BEGIN QUESTION") for r in raw(from_py)) == 6
+
+
 def test_masters_use_the_lecture_colab_cell_with_otter():
     src = assignments.setup_source()
     assert src.startswith(colab.SETUP_MARKER)
