@@ -224,8 +224,10 @@ def normalize_transform(mean=None, std=None) -> transforms.Compose:
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(tuple(mean), tuple(std))])
 
 
-def split_indices(n: int = 50_000, val_size: int = VAL_SIZE, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Indices (train, val) of the seeded ``random_split`` of the ``n`` training images."""
+def split_indices(n: int = 50_000, val_size: int | None = None, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Indices (train, val) of the seeded ``random_split`` of the ``n`` training images
+    (``val_size`` defaults to :data:`VAL_SIZE`)."""
+    val_size = VAL_SIZE if val_size is None else val_size
     if not 0 < val_size < n:
         raise ValueError(f"val_size must be between 1 and {n - 1} images, got {val_size!r}.")
     parts = torch.utils.data.random_split(range(n), [n - val_size, val_size],
@@ -238,7 +240,7 @@ def _check_split(split: str) -> None:
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}.")
 
 
-def cifar10(split: str = "train", transform="normalize", val_size: int = VAL_SIZE, seed: int = 0):
+def cifar10(split: str = "train", transform="normalize", val_size: int | None = None, seed: int = 0):
     """The PyTorch-way dataset of one split: 'train' (45,000 images), 'val' (5,000, a seeded
     ``random_split`` of the training set) or 'test' (10,000).  ``transform='normalize'`` is
     ``Compose([ToTensor(), Normalize(mean, std)])`` with :func:`normalization`; pass ``None`` for PIL images."""
@@ -351,7 +353,7 @@ def _raw_split(train: bool):
     return _raw_cached(str(root), train, _stamp(root / FOLDER))
 
 
-def load_split_tensors(split: str = "train", device=None, limit: int | None = None, val_size: int = VAL_SIZE,
+def load_split_tensors(split: str = "train", device=None, limit: int | None = None, val_size: int | None = None,
                        seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(x, y) of a whole split, decoded once: x (N, 3, 32, 32) normalized ``(x/255 - mean) / std``
     (the same numbers as ToTensor + Normalize), y (N,) int64 labels, both on ``device`` (default DEVICE).
