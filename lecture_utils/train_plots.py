@@ -14,6 +14,17 @@ import torch
 from . import data
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, title: str, logy: bool = False):
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def show_images(x: torch.Tensor, y: torch.Tensor, classes, n: int = 16, cols: int = 8, title: str = ""):
     """A grid of the first ``n`` normalized images, de-normalized for display, with their labels."""
     n = min(n, len(x))
@@ -41,12 +52,7 @@ def plot_epochs(histories: dict, key: str = "val_acc", title: str = "", ylabel: 
         ax.plot([], [], "x", color="red", label=f"{label}: diverged (NaN) at step {step}")
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", label="chance")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel or key)
-    ax.set_title(title or key)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "epoch", ylabel or key, title or key)
 
 
 def plot_step_losses(losses: dict, diverged: dict | None = None, title: str = "", smooth: int = 10):
@@ -62,13 +68,7 @@ def plot_step_losses(losses: dict, diverged: dict | None = None, title: str = ""
             ax.plot(diverged[label], float(t[torch.isfinite(t)][-1]) if torch.isfinite(t).any() else 1.0,
                     "x", color="red", ms=12, mew=3)  # fmt: skip
             line.set_label(f"{label} (diverged at step {diverged[label]})")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (running mean)")
-    ax.set_title(title or "Training loss per step")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "step", "training loss (running mean)", title or "Training loss per step", logy=True)
 
 
 def plot_percentiles(recorders: dict, title: str = ""):
@@ -95,13 +95,7 @@ def plot_grad_norms(norms: dict, clip_norm: float | None = None, title: str = ""
         ax.plot(range(1, len(values) + 1), values, label=label, lw=0.8)
     if clip_norm is not None:
         ax.axhline(clip_norm, color="black", ls="--", label=f"clip_norm = {clip_norm}")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("||g|| before clipping")
-    ax.set_title(title or "Gradient norm per step")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "step", "||g|| before clipping", title or "Gradient norm per step", logy=True)
 
 
 def plot_train_vs_eval(logits: dict, classes, title: str = ""):
