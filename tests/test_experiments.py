@@ -8,6 +8,9 @@ import torch
 
 from lecture_utils import experiments as ex
 from lecture_utils import theory
+from tests._one_thread import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_variance_profile_is_deterministic_and_matches_theory_shape():

@@ -14,6 +14,9 @@ import torch  # noqa: E402
 from lecture_utils import experiments as ex  # noqa: E402
 from lecture_utils import plots  # noqa: E402
 from lecture_utils.explorer import VarianceExplorer, draw_profile  # noqa: E402
+from tests._one_thread import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)

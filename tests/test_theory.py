@@ -8,6 +8,9 @@ import torch
 
 from lecture_utils import theory
 from lecture_utils.experiments import variance_profile
+from tests._one_thread import one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_relu_recurrence_is_the_power_law():
