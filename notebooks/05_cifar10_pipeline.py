@@ -131,7 +131,7 @@ else:
 norm_mean, norm_std = data.normalization()
 train_set = data.cifar10("train")  # Compose([ToTensor(), Normalize(norm_mean, norm_std)])
 val_set = data.cifar10("val")
-check = DataLoader(Subset(train_set, range(N_STATS)), batch_size=500, shuffle=False)
+check = DataLoader(Subset(train_set, range(min(N_STATS, len(train_set)))), batch_size=500, shuffle=False)
 m_norm, s_norm = data.channel_stats(check)
 print(f"normalized: mean {[round(v, 3) for v in m_norm.tolist()]}, std {[round(v, 3) for v in s_norm.tolist()]}")
 assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
