@@ -50,7 +50,7 @@ sync: $(STAMP)
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
 	for nb in $(NOTEBOOKS:.py=.ipynb); do \
 	  $(QUICK_ENV) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 "$$nb" || exit 1; done
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
 
 colab: $(STAMP)
