@@ -140,7 +140,7 @@ assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
 loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=gen)
 xb, yb = next(iter(loader))
 print(f"a batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
-train_plots.show_images(xb, yb, classes, n=16)
+fig = train_plots.show_images(xb, yb, classes, n=16)
 
 # %% [markdown]
 # ## The fast path
@@ -174,7 +174,7 @@ rates = {
 }
 print({k: round(v) for k, v in rates.items()})
 print(f"speedup: {rates['in-memory tensors (TensorLoader)'] / rates['DataLoader (ToTensor + Normalize per image)']:.1f}x")
-train_plots.plot_throughput(rates)
+fig = train_plots.plot_throughput(rates)
 
 # %% [markdown]
 # The tensor path is what the rest of the lecture uses: `data.load_split_tensors(split, device)` and

@@ -112,9 +112,9 @@ plain_hist = train.train(plain_model, train_loader(), val_loader, epochs=EPOCHS,
 # ### With and without BatchNorm
 
 # %%
-train_plots.plot_epochs({"with BatchNorm": bn_hist, "without BatchNorm": plain_hist}, key="val_acc",
-                        ylabel="validation accuracy", chance=0.1,
-                        title="Seed model: validation accuracy per epoch")  # fmt: skip
+fig = train_plots.plot_epochs({"with BatchNorm": bn_hist, "without BatchNorm": plain_hist}, key="val_acc",
+                              ylabel="validation accuracy", chance=0.1,
+                              title="Seed model: validation accuracy per epoch")  # fmt: skip
 
 # %%
 for name, h in (("with BN", bn_hist), ("without BN", plain_hist)):
@@ -144,7 +144,7 @@ for bn in (False, True):
     fig1[label] = train.PercentileRecorder(sig[-2], x_val[:1000], unit=0, every=EVERY)  # sig[-2]: last sigmoid
     fig1_hist[label] = train.train(sig, train_loader(), val_loader, epochs=FIG1_EPOCHS, lr=0.1,
                                    on_step=fig1[label], progress=False)  # fmt: skip
-train_plots.plot_percentiles(fig1)
+fig = train_plots.plot_percentiles(fig1)
 
 # %%
 for label, rec in fig1.items():
@@ -202,8 +202,8 @@ for var in (1e-4, 1e2):
             print(f"{label}: {err}")
 
 # %%
-train_plots.plot_epochs(rescue, key="val_acc", ylabel="validation accuracy", chance=0.1, diverged=rescue_diverged,
-                        title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")  # fmt: skip
+fig = train_plots.plot_epochs(rescue, key="val_acc", ylabel="validation accuracy", chance=0.1, diverged=rescue_diverged,
+                              title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")  # fmt: skip
 
 # %%
 for label, h in rescue.items():
@@ -238,8 +238,8 @@ with torch.no_grad():
     eval_a, eval_b = probe(batch_a)[0], probe(batch_b)[0]
     probe.train()
     train_a, train_b = probe(batch_a)[0], probe(batch_b)[0]
-train_plots.plot_train_vs_eval({"eval()": eval_a, "train(), batch A": train_a, "train(), batch B": train_b},
-                               classes)  # fmt: skip
+fig = train_plots.plot_train_vs_eval({"eval()": eval_a, "train(), batch A": train_a, "train(), batch B": train_b},
+                                     classes)  # fmt: skip
 
 # %%
 print(f"eval(): batch A vs batch B differ by {float((eval_a - eval_b).abs().max()):.1e}")
@@ -287,12 +287,12 @@ for label, kwargs in clip_runs.items():
         print(err)
 
 # %%
-train_plots.plot_step_losses({k: h["step_loss"] for k, h in clip_hist.items()}, diverged=clip_diverged,
-                             title="Deep linear network, lr 0.1: training loss per step")  # fmt: skip
+fig = train_plots.plot_step_losses({k: h["step_loss"] for k, h in clip_hist.items()}, diverged=clip_diverged,
+                                   title="Deep linear network, lr 0.1: training loss per step")  # fmt: skip
 
 # %%
-train_plots.plot_grad_norms({k: h["grad_norm"] for k, h in clip_hist.items()}, clip_norm=1.0,
-                            title="Gradient norm before clipping")  # fmt: skip
+fig = train_plots.plot_grad_norms({k: h["grad_norm"] for k, h in clip_hist.items()}, clip_norm=1.0,
+                                  title="Gradient norm before clipping")  # fmt: skip
 
 # %%
 for label in clip_runs:

@@ -57,3 +57,6 @@ def test_committed_outputs_have_figures_and_no_errors(nb: Path):
     assert not errors, f"{nb.name} was committed with error outputs {errors}: fix the cell, then `make sync`"
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{nb.name} has no figure in its outputs: run `make sync` (figures need the inline backend)"
+    # A Figure left as a cell's value is drawn twice (as the value and by the inline backend).
+    twice = [o for o in images if o.output_type == "execute_result"]
+    assert not twice, f"{nb.name} shows {len(twice)} figure(s) twice: assign the returned Figure (fig = ...)"
