@@ -100,7 +100,9 @@ labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block:
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 blocks_k = np.arange(K + 1)
 for i, variant in enumerate(rn.VARIANTS):
-    ax.semilogy(blocks_k, measured[variant], "o", ms=4, color=f"C{i}", label=f"measured, {labels[variant]}")
+    # Two variants stay at 1: different markers keep both visible.
+    ax.semilogy(blocks_k, measured[variant], "osDx"[i], ms=7 - i, mfc="none" if i == 1 else None, color=f"C{i}",
+                label=f"measured, {labels[variant]}")
     ax.semilogy(blocks_k, rn.theory_variance(variant, K, measured[variant][0]), "-", color=f"C{i}", lw=1)
 ax.set_xlabel("residual block k")
 ax.set_ylabel(r"Var[$h_k$]")
