@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from . import probes
 from .init import WEIGHTED, init_module_
 from .models import deep_cnn, deep_mlp
-from .probes import Probe
 
 #: The ladder's initialization configurations.
 CONFIGS = ("default", "xavier", "he", "orthogonal", "he_bn")
@@ -221,19 +221,7 @@ def locate_nonfinite(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tupl
     """Re-run one forward/backward pass under a :class:`Probe` and name the first non-finite tensor:
     ('activation', name) in forward order, else ('gradient', name) of an output gradient in backward order,
     else ('gradient', name) of the first layer whose weight gradient is non-finite, else ('loss', '')."""
-    model.zero_grad(set_to_none=True)
-    with Probe(model) as probe:
-        loss = nn.functional.cross_entropy(model(x), y)
-        if loss.requires_grad:
-            loss.backward()
-    found = probe.first_nonfinite()
-    if found is None:
-        for name, layer in reversed(weighted_layers(model)):
-            g = layer.weight.grad
-            if g is not None and not bool(torch.isfinite(g).all()):
-                found = ("gradient", name)
-                break
-    model.zero_grad(set_to_none=True)
+    found = probes.locate_nonfinite(model, x, y, nn.functional.cross_entropy, weight_grads=True)
     return found if found is not None else ("loss", "")
 
 

@@ -156,3 +156,32 @@ class Probe:
                 }
             )
         return rows
+
+
+def locate_nonfinite(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    select: Selector | None = None,
+    weight_grads: bool = False,
+) -> tuple[str, str] | None:
+    """Re-run one forward/backward pass of ``loss_fn(model(x), y)`` under a :class:`Probe` and name the
+    first non-finite tensor, as :meth:`Probe.first_nonfinite` does; with ``weight_grads``, fall back to
+    ('gradient', name) of the last selected layer (in backward order, the first reached) whose weight
+    gradient is not finite.  None when everything is finite.  The model's gradients are cleared before
+    and after, so a diverged step can be diagnosed before (instead of) its update."""
+    model.zero_grad(set_to_none=True)
+    with Probe(model, select=select) as probe:
+        loss = loss_fn(model(x), y)
+        if loss.requires_grad:
+            loss.backward()
+    found = probe.first_nonfinite()
+    if found is None and weight_grads:
+        for name, layer in reversed(probe.modules):
+            g = getattr(getattr(layer, "weight", None), "grad", None)
+            if g is not None and not bool(torch.isfinite(g).all()):
+                found = ("gradient", name)
+                break
+    model.zero_grad(set_to_none=True)
+    return found

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import probes
+from .init import WEIGHTED, init_tensor_
 from .probes import Probe
 
 CHECKPOINT_FORMAT = "lecture-checkpoint-v1"
@@ -246,12 +248,7 @@ def _leaf(name: str, module: nn.Module) -> bool:
 
 def _diagnose(model, xb, yb, loss_fn) -> tuple[str, str | None]:
     """Re-run the failing batch (weights not yet updated) under a Probe on every leaf module."""
-    with Probe(model, select=_leaf) as probe:
-        loss = loss_fn(model(xb), yb)
-        if loss.requires_grad:
-            loss.backward()
-    model.zero_grad(set_to_none=True)
-    found = probe.first_nonfinite()
+    found = probes.locate_nonfinite(model, xb, yb, loss_fn, select=_leaf)
     return found if found is not None else ("loss", None)
 
 
@@ -473,13 +470,13 @@ def init_normal_(model: nn.Module, var: float, head: bool = False) -> nn.Module:
     unless ``head``; the lecture's "bad initializations" sigma^2 = 1e-4 and 1e2."""
     if not var > 0:
         raise ValueError(f"var must be a positive variance, got {var!r}.")
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d)]
+    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
     if not head:
         layers = layers[:-1]
-    with torch.no_grad():
-        for m in layers:
-            m.weight.normal_(0.0, math.sqrt(var))
-            if m.bias is not None:
+    for m in layers:
+        init_tensor_(m.weight, "normal", std=math.sqrt(var))
+        if m.bias is not None:
+            with torch.no_grad():
                 m.bias.zero_()
     return model
 

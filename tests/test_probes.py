@@ -120,3 +120,16 @@ def test_backward_false_records_no_gradients():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_locate_nonfinite_names_the_first_overflowing_layer_and_clears_gradients():
+    from lecture_utils.probes import locate_nonfinite
+
+    net = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(4, 2))
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    loss_fn = nn.functional.cross_entropy
+    assert locate_nonfinite(net, x, y, loss_fn) is None
+    with torch.no_grad():
+        net[1].weight.fill_(3e38)  # the second layer's output overflows to inf
+    assert locate_nonfinite(net, x, y, loss_fn) == ("activation", "1")
+    assert all(p.grad is None for p in net.parameters())
