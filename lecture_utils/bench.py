@@ -1,4 +1,6 @@
-"""``python -m lecture_utils.bench``: one epoch of the seed model, two input pipelines, one run.
+"""Timing (notebooks 06, 09; ``python -m lecture_utils.bench``): two input pipelines, subnormal arithmetic.
+
+``python -m lecture_utils.bench`` runs one epoch of the seed model fed two ways, in one run:
 
 1. The PyTorch way: ``torchvision.datasets.CIFAR10`` + ``Compose([ToTensor(), Normalize])`` +
    ``DataLoader(batch_size=64, shuffle=True, num_workers=W)``: every image is decoded from the uint8
@@ -14,7 +16,7 @@ line printed is a JSON object: ``{"dataloader_img_s": ..., "tensor_img_s": ..., 
 ``num_workers`` defaults to 2, what a student would pick on a 2-core laptop or Colab (``os.cpu_count()``
 workers, capped at 2); ``--workers 0`` shows the single-process pipeline of the PyTorch tutorials.
 
-Measured on a 2-core CPU (no GPU), full-size synthetic data, torch 2.15: DataLoader 4,500 images/s with
+Measured on a 2-core CPU (no GPU), full-size synthetic data, torch 2.14.1: DataLoader 4,500 images/s with
 2 workers (7,200 with 0: on two cores the workers compete with the training threads), in-memory tensors
 25,000-31,000 images/s, so a speedup of 3.4-7x.  On a CPU the ceiling is the seed model's own matrix
 products (about 2 ms per batch of 64), not the pipeline; the tenfold-plus gaps appear on a GPU, where the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -80,13 +83,48 @@ def time_tensors(device, batch_size: int = 64, limit: int | None = None) -> floa
 
 def compare(device=None, batch_size: int = 64, workers: int = 2, limit: int | None = None) -> dict:
     """Both pipelines, one after the other; returns the dictionary the command prints last."""
-    device = config.DEVICE if device is None else torch.device(device)
+    device = config.device() if device is None else torch.device(device)
     data.normalization()  # generate / read / verify the files once, outside both timings
-    data._raw_split(True)
+    data.raw_split(True)
     tensor = time_tensors(device, batch_size, limit)
     loader = time_dataloader(device, batch_size, workers, limit)
     return {"dataloader_img_s": round(loader, 1), "tensor_img_s": round(tensor, 1),
             "speedup": round(tensor / loader, 1)}  # fmt: skip
+
+
+def time_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 3,
+              flush_denormal: bool = False) -> float:  # fmt: skip
+    """Median seconds of one forward + backward pass, with ``torch.set_flush_denormal(flush_denormal)``
+    (restored afterwards).  Flushing treats float32 subnormals (below 1.2e-38) as zero: on many x86 CPUs
+    arithmetic on subnormals goes through microcode and is many times slower, and an underflowing deep
+    network is full of them (notebook 09)."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
+    previous = torch.is_flush_denormal_enabled() if hasattr(torch, "is_flush_denormal_enabled") else False
+    times = []
+    try:
+        supported = torch.set_flush_denormal(flush_denormal)
+        if flush_denormal and not supported:
+            raise RuntimeError("this CPU does not support flushing denormals (needs SSE3).")
+        for _ in range(repeats):
+            model.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            nn.functional.cross_entropy(model(x), y).backward()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_flush_denormal(previous)
+        model.zero_grad(set_to_none=True)
+    return sorted(times)[len(times) // 2]
+
+
+def time_elementwise(x: torch.Tensor, repeats: int = 5) -> float:
+    """Median seconds of ``x * 0.9 + x`` (one elementwise multiply-add pass), for normal against subnormal ``x``."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _ = x * 0.9 + x
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2] if times else math.nan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--limit", type=int, default=None, help="use only this many training images")
     args = parser.parse_args(argv)
-    device = config.DEVICE
+    device = config.device()
     print(config.banner())
     print(f"one epoch of the seed model, batch {args.batch_size}, {os.cpu_count()} CPU cores, "
           f"{torch.get_num_threads()} torch threads, device {device}")  # fmt: skip

@@ -1,21 +1,24 @@
-"""Run-time settings, read from the environment in one place.
+"""Run-time settings, read from the environment in one place (every notebook; taught nowhere).
 
-| variable               | meaning                                                        | default        |
-|------------------------|----------------------------------------------------------------|----------------|
-| ``LECTURE_QUICK=1``    | quick mode for CI: small data, few steps (notebooks show a banner) | off        |
-| ``LECTURE_DATA_DIR``   | folder that holds ``cifar-10-batches-py/``                     | ``<repo>/data`` |
-| ``LECTURE_SYNTHETIC=1``| generate and use synthetic CIFAR-format data (no download)     | off            |
-| ``LECTURE_VERIFY_DATA=0`` | accept CIFAR-format files whose checksums differ (warns)    | verify         |
-| ``LECTURE_DEVICE``     | force a device (``cpu``, ``cuda``, ``mps``)                     | best available |
+| variable                  | meaning                                                            | default          |
+|---------------------------|--------------------------------------------------------------------|------------------|
+| ``LECTURE_QUICK=1``       | quick mode for CI: small data, few steps (the banner says so)      | off              |
+| ``LECTURE_DATA_DIR``      | folder that holds ``cifar-10-batches-py/``                         | ``<repo>/data``, or ``./data`` when installed |
+| ``LECTURE_SYNTHETIC=1``   | generate and use synthetic CIFAR-format data (no download)         | off              |
+| ``LECTURE_VERIFY_DATA=0`` | accept CIFAR-format files whose checksums differ from the release  | verify           |
+| ``LECTURE_DEVICE``        | force a device (``cpu``, ``cuda``, ``mps``)                        | best available   |
+| ``LECTURE_TENSORBOARD=1`` | open TensorBoard inside notebook 07 (always on in Colab)           | off              |
 
-The settings are read each time a function is called (not frozen at import), so a test can
-change the environment with ``monkeypatch.setenv`` and see the effect.
+Every setting is read when a function is called, never frozen at import, so a test can change the
+environment with ``monkeypatch.setenv`` and see the effect at once.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +44,7 @@ def _flag(name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(
-        f"{name}={raw!r} is not understood: use {name}=1 to switch it on or {name}=0 to switch it off."
-    )
+    raise ValueError(f"{name}={raw!r} is not understood: use {name}=1 to switch it on or {name}=0 to switch it off.")
 
 
 def quick() -> bool:
@@ -57,12 +58,18 @@ def synthetic() -> bool:
 
 
 def verify_data() -> bool:
-    """False when ``LECTURE_VERIFY_DATA=0``: checksums that differ from the release only warn."""
+    """False when ``LECTURE_VERIFY_DATA=0``: files whose checksums differ from the release are accepted."""
     return _flag("LECTURE_VERIFY_DATA", True)
 
 
+def tensorboard() -> bool:
+    """True when notebook 07 should open TensorBoard inline: ``LECTURE_TENSORBOARD=1``, or inside Colab."""
+    return _flag("LECTURE_TENSORBOARD", False) or "google.colab" in sys.modules
+
+
 def data_dir() -> Path:
-    """Folder holding ``cifar-10-batches-py/``: ``LECTURE_DATA_DIR``, else ``<repo>/data``, else ``./data``."""
+    """Folder holding ``cifar-10-batches-py/``: ``LECTURE_DATA_DIR``, else ``<repo>/data`` in a checkout,
+    else ``./data`` (an installed package, as in Colab)."""
     raw = os.environ.get("LECTURE_DATA_DIR")
     if raw:
         return Path(raw).expanduser().resolve()
@@ -76,8 +83,9 @@ def pick(quick_value, full_value):
     return quick_value if quick() else full_value
 
 
-def get_device() -> torch.device:
-    """The best available device: ``LECTURE_DEVICE`` if set, else cuda, else mps, else cpu."""
+def device() -> torch.device:
+    """The device experiments run on: ``LECTURE_DEVICE`` if set, else cuda, else mps, else cpu.
+    Read at every call (set ``LECTURE_DEVICE`` and the next call sees it)."""
     forced = os.environ.get("LECTURE_DEVICE")
     if forced:
         valid = ("cpu", "cuda", "mps")
@@ -92,16 +100,12 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
-#: The device experiments that train run on (cuda, then mps, then cpu).
-DEVICE: torch.device = get_device()
-
-
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch (all devices); return a CPU ``torch.Generator`` seeded the same.
 
     Pass the returned generator to samplers when a cell must be reproducible on its own.
     """
-    if not isinstance(seed, int) or seed < 0:
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
     random.seed(seed)
     np.random.seed(seed)
@@ -109,28 +113,50 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def banner() -> str:
-    """A one-paragraph banner for the top of a notebook saying which mode it runs in."""
+def rng(seed: int, stream: str) -> torch.Generator:
+    """A CPU generator for one named random ``stream`` of an experiment: ``rng(0, "weights")`` and
+    ``rng(0, "inputs")`` are independent, although both come from seed 0.  (Drawing weights and inputs from
+    two generators seeded with the *same* number replays one stream twice and correlates them.)"""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(stream.encode()))
+
+
+def small_layer_threads(dev: torch.device | str | None = None) -> int:
+    """On a CPU, compute with one torch thread and return the number now in use.
+
+    The lecture's networks are narrow (10-1000 units): a step is a few thousand tiny operations whose cost
+    is per-operation overhead, and a second thread adds synchronisation without speed (on a shared
+    2-core machine it can make a step several times slower).  On a GPU nothing changes."""
+    if torch.device(dev if dev is not None else device()).type == "cpu":
+        torch.set_num_threads(1)
+    return torch.get_num_threads()
+
+
+def banner(*extra: str) -> str:
+    """The lines that open every notebook: the mode, the data setting, the device, then ``extra``
+    (notebooks that read CIFAR-10 pass ``lecture_utils.data.source_line()``)."""
     lines = []
     if quick():
         lines.append(
             "QUICK MODE (LECTURE_QUICK=1): small data and few steps so that CI runs fast; "
             "numbers and curves are rougher than in the full lecture."
         )
+    else:
+        lines.append("Full mode.")
     if synthetic():
         lines.append(
             "SYNTHETIC DATA (LECTURE_SYNTHETIC=1): the images are generated CIFAR-format data, "
             "not CIFAR-10; accuracies and statistics are NOT CIFAR-10's."
         )
-    if not lines:
-        lines.append("Full mode on the real data.")
-    lines.append(f"Device: {DEVICE}.")
+    lines += list(extra)
+    lines.append(f"Device: {device()}.")
     return "\n".join(lines)
 
 
-def show_banner() -> None:
-    """Print the banner framed so that it stands out in a notebook."""
-    text = banner()
+def show_banner(*extra: str) -> None:
+    """Print :func:`banner` framed so that it stands out at the top of a notebook."""
+    text = banner(*extra)
     width = min(100, max(len(line) for line in text.splitlines()))
     print("=" * width)
     print(text)

@@ -1,42 +1,42 @@
-"""CIFAR-10 the PyTorch way, synthetic CIFAR-format data for offline runs, and a fast in-memory path.
+"""CIFAR-10 the PyTorch way, read safely, and a fast in-memory path (notebooks 06-10).
 
 The two ways to the same batches
 --------------------------------
 The PyTorch way, as students meet it (one image at a time through PIL and the transforms)::
 
-    ds = cifar10("train")                       # torchvision CIFAR10 + Compose([ToTensor(), Normalize])
+    ds = cifar10("train")                       # a torchvision CIFAR10 + Compose([ToTensor(), Normalize])
     loader = DataLoader(ds, batch_size=64, shuffle=True)
 
-The fast path used by the experiments (the whole split decoded once, normalized, on DEVICE)::
+The fast path used by the experiments (the whole split decoded once, normalized, on the device)::
 
-    x, y = load_split_tensors("train", device=DEVICE)          # 'train' | 'val' | 'test'
+    x, y = load_split_tensors("train")          # 'train' | 'val' | 'test'
     for xb, yb in TensorLoader(x, y, batch_size=64, shuffle=True, seed=0):
         ...
 
-Both read the same files through ``torchvision.datasets.CIFAR10``, use the same seeded
-``random_split`` of the 50,000 training images into training and validation sets, and give the same
-numbers (``ToTensor`` is ``x / 255``, ``Normalize`` is ``(x - mean) / std``).
+Both read the same files, use the same seeded ``random_split`` of the 50,000 training images into
+45,000 for training and 5,000 for validation, and give the same numbers (``ToTensor`` is ``x / 255``,
+``Normalize`` is ``(x - mean) / std``).
 
-Where the data comes from (see data/README.md)
-----------------------------------------------
-* ``LECTURE_SYNTHETIC=1``: generated CIFAR-format files (pickled ``data_batch_1..5``, ``test_batch``,
-  ``batches.meta``) under ``<LECTURE_DATA_DIR>/synthetic/``, never mixed with a real download.
-  They are learnable (a class-dependent pattern plus nuisance and noise) but are NOT CIFAR-10.
-* otherwise ``<LECTURE_DATA_DIR>/cifar-10-batches-py/``, downloaded by torchvision if missing.  The
-  files must match the official release (torchvision's md5 sums) unless ``LECTURE_VERIFY_DATA=0``, in
-  which case CIFAR-format files that differ are loaded with a warning.
-* no data and no network: :class:`DataUnavailableError`, a one-paragraph message that says what to do.
+Where the data come from
+------------------------
+* ``LECTURE_SYNTHETIC=1``: generated CIFAR-format files (:mod:`lecture_utils.synthetic`), never mixed with
+  a real download.  They are learnable but are NOT CIFAR-10.
+* otherwise ``<LECTURE_DATA_DIR>/cifar-10-batches-py/``, downloaded by torchvision if missing.  The files
+  must match the official release (md5) unless ``LECTURE_VERIFY_DATA=0``; :func:`source_line` says which
+  files are in use, for the notebook's banner.
+* no data and no network: :class:`DataUnavailableError`, whose message says what to do.
+
+The files are pickles.  They are read with a restricted unpickler that accepts only what the CIFAR format
+holds (dicts, lists, strings, numbers, NumPy arrays), so a file that differs from the release cannot run
+code; every batch is checked (shape, dtype, labels 0-9) and a bad one is named in the error.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
-import os
 import pickle
-import shutil
-import tempfile
-import warnings
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -45,81 +45,157 @@ import numpy as np
 import torch
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
+from torchvision.datasets.vision import VisionDataset
 
-from . import config
+from . import config, synthetic
+from .synthetic import CIFAR10_CLASSES, FOLDER, META_FILE, TEST_FILES, TRAIN_FILES
 
 #: Per-channel mean and std of the 50,000 CIFAR-10 training images (RGB, pixel values in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-#: The class names of the official release, in label order (also in ``batches.meta``).
-CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
-FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
-TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)
-TEST_FILES = tuple(name for name, _ in CIFAR10.test_list)
-META_FILE = CIFAR10.meta["filename"]
 #: Official md5 sums, as torchvision checks them.
 MD5 = {**dict(CIFAR10.train_list), **dict(CIFAR10.test_list), META_FILE: CIFAR10.meta["md5"]}
 SPLITS = ("train", "val", "test")
 #: Images held out of the 50,000 training images for validation (seeded random_split).
 VAL_SIZE = 5000
-SYNTHETIC_VERSION = 1
-#: (training, test) images of the synthetic data set: the official sizes (tests shrink it).
-SYNTHETIC_SIZE = (50_000, 10_000)
-NOISE, NUISANCE, AMPLITUDE = 1.8, 0.2, (0.15, 0.55)  # synthetic data: see synthetic_images
+__all__ = ["CIFAR10_CLASSES", "FOLDER"]  # re-exported from synthetic; the rest is public by name
 
 
 class DataUnavailableError(RuntimeError):
-    """The data cannot be found, fetched or trusted; the message says what to do.
+    """The data cannot be found, fetched, read or trusted; the message says what to do.
 
     In a notebook it is shown as its message only (IPython's ``_render_traceback_`` hook), not as a
-    wall of traceback.
-    """
+    wall of traceback."""
 
     def _render_traceback_(self) -> list[str]:  # IPython calls this instead of printing a traceback
         return [f"{type(self).__name__}: {self}"]
 
 
-def _missing_message(folder: Path, reason: str) -> str:
+def _what_to_do(folder: Path) -> str:
     return (
-        f"CIFAR-10 is not available: {reason}\n"
-        f"  * Put the official python version there: download cifar-10-python.tar.gz "
-        f"(https://www.cs.toronto.edu/~kriz/cifar.html) on a machine with internet and extract it so that "
-        f"{folder}/data_batch_1 ... test_batch, batches.meta exist "
-        f"(or point LECTURE_DATA_DIR at the folder that holds {FOLDER}/), see data/README.md;\n"
-        f"  * or run offline on generated CIFAR-format data: set LECTURE_SYNTHETIC=1 "
-        f"(the numbers are then not CIFAR-10's)."
+        "To fix it, either\n"
+        "  * put the official CIFAR-10 python version there: on a machine with internet download "
+        "cifar-10-python.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html and extract it, so that "
+        f"{folder}/data_batch_1 ... data_batch_5, test_batch and batches.meta exist; or point LECTURE_DATA_DIR "
+        f"at the folder that holds {FOLDER}/ (in a notebook: %env LECTURE_DATA_DIR=/path/to/folder, then "
+        "restart the kernel);\n"
+        "  * or run offline on generated CIFAR-format data: LECTURE_SYNTHETIC=1 (%env LECTURE_SYNTHETIC=1); "
+        "the numbers are then not CIFAR-10's."
     )
 
 
 # ---------------------------------------------------------------------------------------------------
-# Reading CIFAR-format files through torchvision
+# Reading CIFAR-format files safely
 # ---------------------------------------------------------------------------------------------------
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-format file holds: builtin containers and numbers, and NumPy arrays."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
+        ("__builtin__", "object"), ("builtins", "object"),
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of the CIFAR-10 format")
+        return super().find_class(module, name)
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+        obj = _CifarUnpickler(io.BytesIO(raw), encoding="latin1").load()
+    except OSError as err:
+        raise DataUnavailableError(f"{path} cannot be read ({type(err).__name__}: {err}). "
+                                   f"{_what_to_do(path.parent)}") from None  # fmt: skip
+    except Exception as err:  # truncated, not a pickle, or a pickle that wants to run code
+        raise DataUnavailableError(
+            f"{path} is not a CIFAR-10 python batch ({type(err).__name__}: {str(err)[:200]}). Delete it and "
+            f"extract the archive again. {_what_to_do(path.parent)}"
+        ) from None
+    if not isinstance(obj, dict):
+        raise DataUnavailableError(f"{path} holds a {type(obj).__name__}, not a CIFAR-10 batch (a dict). "
+                                   f"{_what_to_do(path.parent)}")  # fmt: skip
+    return obj
+
+
+def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 32, 32, 3) uint8, labels (N,) int64) of one CIFAR-10 python batch file, checked:
+    ``data`` must be uint8 of shape (N, 3072) and ``labels`` N integers in 0..9."""
+    path = Path(path)
+    batch = _read_pickle(path)
+    data, labels = batch.get("data"), batch.get("labels")
+    problem = None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        shape = getattr(data, "shape", None)
+        problem = f"'data' must be a uint8 array of shape (N, 3072), got {type(data).__name__} {shape}"
+    elif labels is None or len(labels) != len(data):
+        problem = f"'labels' must hold one label per image ({len(data)}), got {None if labels is None else len(labels)}"
+    else:
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "iu" or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+            problem = f"labels must be integers 0..9, got values from {labels.min()} to {labels.max()}"
+    if problem:
+        raise DataUnavailableError(f"{path} is not a valid CIFAR-10 batch: {problem}. Delete it and extract the "
+                                   f"archive again. {_what_to_do(path.parent)}")  # fmt: skip
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels.astype(np.int64)
+
+
+def read_classes(folder: Path | str) -> list[str]:
+    """The class names in label order, from ``batches.meta`` (checked: 10 strings)."""
+    path = Path(folder) / META_FILE
+    names = _read_pickle(path).get("label_names")
+    if not (isinstance(names, list) and len(names) == 10 and all(isinstance(n, str) for n in names)):
+        raise DataUnavailableError(f"{path} is not a valid batches.meta: 'label_names' must be 10 names. "
+                                   f"{_what_to_do(path.parent)}")  # fmt: skip
+    return names
+
+
+def _stamp(folder: Path) -> tuple:
+    """What identifies the files' contents cheaply (name, mtime, size), for the caches."""
+    try:
+        return tuple((n, (folder / n).stat().st_mtime_ns, (folder / n).stat().st_size) for n in MD5)
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=4)
+def _read_split(folder: str, train: bool, stamp: tuple) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    files = TRAIN_FILES if train else TEST_FILES
+    parts = [read_batch(Path(folder) / name) for name in files]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return images, labels, tuple(read_classes(folder))
+
+
+def raw_split(train: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(images (N, 32, 32, 3) uint8, labels (N,), class names) of the training (50,000) or test (10,000)
+    files in use, read once and cached."""
+    root, _ = resolve_root()
+    folder = root / FOLDER
+    return _read_split(str(folder), train, _stamp(folder))
+
+
 class CIFAR10Files(CIFAR10):
-    """``torchvision.datasets.CIFAR10`` that, with ``verify=False``, reads CIFAR-format files whose md5
-    differs from the official release (torchvision's own reader; only the checksum test is relaxed)."""
+    """``torchvision.datasets.CIFAR10`` over the files in use, read with the checked reader above
+    (torchvision's ``__getitem__``: a PIL image and its label, through ``transform``)."""
 
-    def __init__(self, root, train: bool = True, transform=None, target_transform=None,
-                 download: bool = False, verify: bool = True):  # fmt: skip
-        self.verify = verify
-        super().__init__(root, train=train, transform=transform, target_transform=target_transform,
-                         download=download)  # fmt: skip
-
-    def _check_integrity(self) -> bool:
-        if self.verify:
-            return super()._check_integrity()
-        folder = Path(self.root) / self.base_folder
-        return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-    def _load_meta(self) -> None:
-        if self.verify:
-            return super()._load_meta()
-        with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
-            self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+    def __init__(self, root, train: bool = True, transform=None, target_transform=None):  # noqa: D107
+        VisionDataset.__init__(self, str(root), transform=transform, target_transform=target_transform)
+        self.train = train
+        folder = Path(root) / FOLDER
+        self.data, labels, classes = _read_split(str(folder), train, _stamp(folder))
+        self.targets = labels.tolist()
+        self.classes = list(classes)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
 
+# ---------------------------------------------------------------------------------------------------
+# Which files
+# ---------------------------------------------------------------------------------------------------
 def _md5(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -133,10 +209,6 @@ def _differing_files(folder: str, stamp: tuple) -> tuple[str, ...]:
     return tuple(name for name, md5 in MD5.items() if _md5(Path(folder) / name) != md5)
 
 
-def _stamp(folder: Path) -> tuple:
-    return tuple((n, (folder / n).stat().st_mtime_ns, (folder / n).stat().st_size) for n in MD5)
-
-
 def is_official(root: Path | str) -> bool:
     """True when ``root/cifar-10-batches-py`` holds exactly the official release (all md5 sums match)."""
     folder = Path(root) / FOLDER
@@ -145,76 +217,81 @@ def is_official(root: Path | str) -> bool:
     return not _differing_files(str(folder), _stamp(folder))
 
 
-def _is_synthetic_folder(folder: Path) -> bool:
+def _writable_root(root: Path) -> None:
     try:
-        with open(folder / META_FILE, "rb") as f:
-            meta = pickle.load(f, encoding="latin1")
-    except (OSError, pickle.UnpicklingError, EOFError):
-        return False
-    return isinstance(meta, dict) and "synthetic" in meta
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise DataUnavailableError(
+            f"the data folder {root} cannot be written ({type(err).__name__}: {err.strerror or err}). "
+            "Set LECTURE_DATA_DIR to a folder you can write to (in a notebook: %env LECTURE_DATA_DIR=/path)."
+        ) from None
 
 
 def resolve_root(download: bool = True) -> tuple[Path, bool]:
-    """(root holding ``cifar-10-batches-py/``, verify) for the current settings.
+    """(root holding ``cifar-10-batches-py/``, official) for the current settings.
 
-    Synthetic mode generates the data if needed and never verifies md5 (the banner says the data are
-    not CIFAR-10).  Otherwise missing files are downloaded by torchvision (``download=True``); if that
-    fails, :class:`DataUnavailableError`.  Files that differ from the release raise unless
-    ``LECTURE_VERIFY_DATA=0``, which loads them with a warning.
-    """
+    Synthetic mode generates the data if needed.  Otherwise missing files are downloaded by torchvision
+    (``download=True``); if that fails, :class:`DataUnavailableError`.  Files whose md5 differ from the release
+    are refused, before anything is unpickled, unless ``LECTURE_VERIFY_DATA=0``; then they are used and
+    ``official`` is False (:func:`source_line` says so in the banner)."""
     if config.synthetic():
-        return ensure_synthetic(*SYNTHETIC_SIZE), False
+        root = synthetic.synthetic_root()
+        if not synthetic._synthetic_matches(root, *synthetic.SIZE, 0):
+            _writable_root(root)
+        return synthetic.ensure_synthetic(), False
     root = config.data_dir()
     folder = root / FOLDER
     missing = [n for n in MD5 if not (folder / n).is_file()]
     if missing:
+        reason = f"{folder} lacks {', '.join(missing)}"
         if not download:
-            raise DataUnavailableError(_missing_message(folder, f"{folder} lacks {', '.join(missing)}."))
+            raise DataUnavailableError(f"CIFAR-10 is not available: {reason}. {_what_to_do(folder)}")
+        _writable_root(root)
         try:
-            root.mkdir(parents=True, exist_ok=True)
             CIFAR10(root, train=True, download=True)
         except Exception as err:  # no network, a proxy, a full disk...: one clear message instead
             raise DataUnavailableError(
-                _missing_message(folder, f"{folder} lacks {', '.join(missing)} and the download failed "
-                                         f"({type(err).__name__}: {err}).")  # fmt: skip
+                f"CIFAR-10 is not available: {reason} and the download failed ({type(err).__name__}: "
+                f"{str(err)[:200]}). {_what_to_do(folder)}"
             ) from None
     differing = _differing_files(str(folder), _stamp(folder))
-    if differing:
-        what = "generated synthetic data" if _is_synthetic_folder(folder) else "not the official release"
-        if config.verify_data():
-            raise DataUnavailableError(
-                f"The CIFAR-10 files in {folder} differ from the official release ({what}: md5 of "
-                f"{', '.join(differing)} do not match).  Replace them with the official files (see "
-                f"data/README.md), or set LECTURE_VERIFY_DATA=0 to load these CIFAR-format files anyway."
-            )
-        warnings.warn(
-            f"LECTURE_VERIFY_DATA=0: loading CIFAR-format files from {folder} whose md5 differ from the "
-            f"official release ({', '.join(differing)}); results are not CIFAR-10's.",
-            stacklevel=2,
+    if differing and config.verify_data():
+        what = "generated synthetic data" if synthetic.is_synthetic(folder) else "not the official release"
+        raise DataUnavailableError(
+            f"The CIFAR-10 files in {folder} differ from the official release ({what}: the md5 of "
+            f"{', '.join(differing)} do not match). Replace them with the official files, or set "
+            "LECTURE_VERIFY_DATA=0 to use these CIFAR-format files anyway (the banner will say they are not "
+            f"the official release). {_what_to_do(folder)}"
         )
-        return root, False
-    return root, True
+    return root, not differing
+
+
+def source_line() -> str:
+    """One line for the notebook's banner: which files are in use, and whether they are the official release."""
+    root, official = resolve_root()
+    folder = root / FOLDER
+    if config.synthetic():
+        return f"Data: synthetic CIFAR-format images in {folder}."
+    if official:
+        return f"Data: CIFAR-10, the official release (md5 verified), in {folder}."
+    return (f"Data: CIFAR-format files in {folder}; NOT the official release (their md5 differ, accepted because "
+            "LECTURE_VERIFY_DATA=0), so statistics may differ slightly from CIFAR-10's published values.")  # fmt: skip
 
 
 def cifar10_dataset(train: bool = True, transform=None, download: bool = True) -> CIFAR10Files:
-    """The whole training (50,000) or test (10,000) set as a torchvision ``CIFAR10`` dataset.
-
-    Equivalent to ``torchvision.datasets.CIFAR10(root=LECTURE_DATA_DIR, train=train, download=True,
-    transform=transform)``, plus the synthetic and LECTURE_VERIFY_DATA=0 paths of :func:`resolve_root`.
-    """
-    root, verify = resolve_root(download)
-    try:
-        return CIFAR10Files(root, train=train, transform=transform, verify=verify)
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as err:
-        raise DataUnavailableError(
-            f"The CIFAR-format files under {root / FOLDER} cannot be read ({type(err).__name__}: {err}). "
-            "Delete the folder and extract the archive again (see data/README.md)."
-        ) from None
+    """The whole training (50,000) or test (10,000) set as a torchvision ``CIFAR10`` dataset: the same as
+    ``torchvision.datasets.CIFAR10(root=LECTURE_DATA_DIR, train=train, download=True, transform=transform)``,
+    plus the synthetic and ``LECTURE_VERIFY_DATA=0`` paths of :func:`resolve_root`."""
+    root, _ = resolve_root(download)
+    return CIFAR10Files(root, train=train, transform=transform)
 
 
 def class_names() -> list[str]:
-    """The class names, read from ``batches.meta`` (via torchvision's ``classes``)."""
-    return list(_raw_split(False)[2])
+    """The class names of the files in use, in label order (from ``batches.meta``)."""
+    return list(raw_split(False)[2])
 
 
 def normalize_transform(mean=None, std=None) -> transforms.Compose:
@@ -323,62 +400,58 @@ def uint8_channel_stats(data: np.ndarray, chunk: int = 5000) -> tuple[torch.Tens
 
 
 @lru_cache(maxsize=4)
-def _computed_normalization(root: str, stamp: tuple) -> tuple[tuple, tuple]:
-    data = _raw_cached(root, True, stamp)[0]
-    mean, std = uint8_channel_stats(data)
+def _computed_normalization(folder: str, stamp: tuple) -> tuple[tuple, tuple]:
+    mean, std = uint8_channel_stats(_read_split(folder, True, stamp)[0])
     return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def normalization() -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per channel used to normalize: the published values for the official release,
-    otherwise computed (streaming, float64) over the 50,000 training images of the files in use."""
-    root, verified = resolve_root()
-    if verified:
+    otherwise computed (exactly, streaming) over the 50,000 training images of the files in use."""
+    root, official = resolve_root()
+    if official:
         return CIFAR10_MEAN, CIFAR10_STD
     folder = root / FOLDER
-    return _computed_normalization(str(root), _stamp(folder))
+    return _computed_normalization(str(folder), _stamp(folder))
 
 
 # ---------------------------------------------------------------------------------------------------
 # The fast path: the whole split as one normalized tensor, and a shuffling batch iterator
 # ---------------------------------------------------------------------------------------------------
-@lru_cache(maxsize=4)
-def _raw_cached(root: str, train: bool, stamp: tuple):
-    ds = CIFAR10Files(root, train=train, verify=False)
-    return ds.data, np.asarray(ds.targets, dtype=np.int64), tuple(ds.classes)
-
-
-def _raw_split(train: bool):
-    root, _ = resolve_root()
-    return _raw_cached(str(root), train, _stamp(root / FOLDER))
-
-
 def load_split_tensors(split: str = "train", device=None, limit: int | None = None, val_size: int | None = None,
                        seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(x, y) of a whole split, decoded once: x (N, 3, 32, 32) normalized ``(x/255 - mean) / std``
-    (the same numbers as ToTensor + Normalize), y (N,) int64 labels, both on ``device`` (default DEVICE).
+    (the same numbers as ToTensor + Normalize), y (N,) int64 labels, both on ``device``
+    (default :func:`lecture_utils.config.device`).
 
     ``split``: 'train' | 'val' | 'test' (the same seeded split as :func:`cifar10`).  ``limit`` keeps the
-    first ``limit`` images of the split (already in random order for train/val), for quick runs.
-    """
+    first ``limit`` images of the split (already in random order for train/val), for quick runs."""
     _check_split(split)
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive number of images or None, got {limit!r}.")
-    device = config.DEVICE if device is None else torch.device(device)
-    data, labels, _ = _raw_split(split != "test")
+    device = config.device() if device is None else torch.device(device)
+    images, labels, _ = raw_split(split != "test")
     if split != "test":
-        train_idx, val_idx = split_indices(len(data), val_size, seed)
+        train_idx, val_idx = split_indices(len(images), val_size, seed)
         idx = np.asarray(train_idx if split == "train" else val_idx)
     else:
-        idx = np.arange(len(data))
+        idx = np.arange(len(images))
     if limit is not None:
         idx = idx[:limit]
     mean, std = normalization()
-    x = torch.from_numpy(data[idx]).to(device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
+    x = torch.from_numpy(images[idx]).to(device).permute(0, 3, 1, 2).to(dtype).div_(255.0)
     m = torch.tensor(mean, dtype=dtype, device=device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=dtype, device=device).view(1, -1, 1, 1)
     x = x.sub_(m).div_(s).contiguous()
     return x, torch.from_numpy(labels[idx]).to(device)
+
+
+def tensor_data(n_train: int | None = None, n_val: int | None = None, device=None):
+    """(x_train, y_train, x_val, y_val): the first ``n_train`` / ``n_val`` images (None: all) of the training
+    and validation splits as normalized tensors on ``device`` (notebooks 08-10)."""
+    x_train, y_train = load_split_tensors("train", device=device, limit=n_train)
+    x_val, y_val = load_split_tensors("val", device=device, limit=n_val)
+    return x_train, y_train, x_val, y_val
 
 
 class TensorLoader:
@@ -421,132 +494,3 @@ class TensorLoader:
             else:
                 i = order[lo:hi]
                 yield self.x[i], self.y[i]
-
-
-def denormalize(x: torch.Tensor, mean=None, std=None) -> torch.Tensor:
-    """Undo Normalize: ``x * std + mean`` per channel, clamped to [0, 1] (for showing images)."""
-    if mean is None or std is None:
-        mean, std = normalization()
-    shape = (1, -1, 1, 1) if x.dim() == 4 else (-1, 1, 1)
-    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(shape)
-    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(shape)
-    return (x * s + m).clamp(0, 1)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Synthetic CIFAR-format data
-# ---------------------------------------------------------------------------------------------------
-SYNTHETIC_CLASSES = tuple(f"synthetic-{c}" for c in CIFAR10_CLASSES)
-
-
-def _synthetic_world(seed: int, prototypes: int = 4, shift: int = 3):
-    """Per class ``prototypes`` smooth colour patterns, each at every (2 shift + 1)^2 translation;
-    shared nuisance patterns.  Returns (table (10, P*S, 3072), nuisance (16, 3072)), unit variance."""
-    g = torch.Generator().manual_seed(seed)
-    side = 32 + 2 * shift
-
-    def smooth(k: int, coarse: int) -> torch.Tensor:
-        z = torch.randn(k, 3, coarse, coarse, generator=g)
-        z = torch.nn.functional.interpolate(z, size=(side, side), mode="bicubic", align_corners=False)
-        return z
-
-    protos = smooth(10 * prototypes, 6)  # (10P, 3, side, side)
-    crops = [protos[:, :, dy : dy + 32, dx : dx + 32] for dy in range(2 * shift + 1) for dx in range(2 * shift + 1)]
-    table = torch.stack(crops, dim=1).reshape(10, prototypes * len(crops), 3 * 32 * 32)
-    table = (table - table.mean(dim=-1, keepdim=True)) / table.std(dim=-1, keepdim=True)
-    nuisance = smooth(16, 4)[:, :, :32, :32].reshape(16, -1)
-    nuisance = nuisance / nuisance.std(dim=-1, keepdim=True)
-    return table.numpy(), nuisance.numpy()
-
-
-def synthetic_images(n: int, seed: int, stream: int, world=None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic images (n, 3072) uint8 in CIFAR's channel-planar row layout, and balanced labels.
-
-    z = a * pattern[class, prototype, translation] + sum_k c_k nuisance_k + NOISE * eps, with
-    a ~ U(AMPLITUDE), c_k ~ N(0, NUISANCE^2) over 16 shared smooth patterns, eps ~ N(0, I) per pixel;
-    pixel = clip(120 + 40 z, 0, 255) (mean about 0.47, std about 0.28 of the range, like CIFAR-10).
-    The class signal is weak against nuisance and noise: the seed model learns it well above chance
-    (10%) but far from perfectly (about 50% from 10,000 images, 60-70% from 45,000, in 5 epochs).
-    Seeded (``stream`` picks an independent random stream) and vectorised.
-    """
-    table, nuisance = _synthetic_world(seed) if world is None else world
-    rng = np.random.default_rng([seed, stream])
-    labels = rng.permutation(np.arange(n) % 10)
-    which = rng.integers(0, table.shape[1], size=n)
-    amp = rng.uniform(*AMPLITUDE, size=(n, 1)).astype(np.float32)
-    coef = (NUISANCE * rng.standard_normal((n, nuisance.shape[0]))).astype(np.float32)
-    z = amp * table[labels, which]
-    z += coef @ nuisance
-    z += NOISE * rng.standard_normal(z.shape, dtype=np.float32)
-    z *= 40.0
-    z += 120.0
-    pixels = np.clip(z, 0, 255, out=z).astype(np.uint8)
-    return pixels, labels.astype(np.int64)
-
-
-def write_synthetic_cifar10(root: Path | str, n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Path:
-    """Write a synthetic data set in the official CIFAR-10 python format under ``root/cifar-10-batches-py``.
-
-    Five pickled ``data_batch_i`` (dicts with ``batch_label``, ``labels``, ``data`` (n, 3072) uint8 with
-    the R, G, B planes of each 32 x 32 image in row order, ``filenames``), one ``test_batch`` and
-    ``batches.meta`` (``label_names``, ``num_cases_per_batch``, ``num_vis`` and a ``synthetic`` record).
-    Written to a temporary folder and renamed into place, so an interrupted run leaves nothing half done.
-    Returns ``root``.
-    """
-    if n_train < 5 or n_train % 5 or n_test < 1:
-        raise ValueError(f"n_train must be a positive multiple of 5 and n_test positive, got {n_train}, {n_test}.")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    world = _synthetic_world(seed)
-    tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
-    try:
-        per = n_train // 5
-        batches = [(f"training batch {i + 1} of 5", name, per) for i, name in enumerate(TRAIN_FILES)]
-        batches.append(("testing batch 1 of 1", TEST_FILES[0], n_test))
-        for stream, (label, name, count) in enumerate(batches, start=1):
-            x, y = synthetic_images(count, seed, stream, world)  # one file at a time: bounded memory
-            entry = {"batch_label": label, "labels": y.tolist(), "data": x,
-                     "filenames": [f"synthetic_{name}_{i:05d}.png" for i in range(len(y))]}  # fmt: skip
-            with open(tmp / name, "wb") as f:
-                pickle.dump(entry, f, protocol=4)
-        meta = {"label_names": list(SYNTHETIC_CLASSES), "num_cases_per_batch": per, "num_vis": 3072,
-                "synthetic": {"version": SYNTHETIC_VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}}  # fmt: skip
-        with open(tmp / META_FILE, "wb") as f:
-            pickle.dump(meta, f, protocol=4)
-        target = root / FOLDER
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: keep its copy
-            if not _synthetic_matches(root, n_train, n_test, seed):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
-
-
-def _synthetic_matches(root: Path, n_train: int, n_test: int, seed: int) -> bool:
-    folder = Path(root) / FOLDER
-    if not all((folder / n).is_file() for n in MD5):
-        return False
-    try:
-        with open(folder / META_FILE, "rb") as f:
-            info = pickle.load(f, encoding="latin1").get("synthetic")
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-        return False
-    want = {"version": SYNTHETIC_VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}
-    return info == want
-
-
-def synthetic_root() -> Path:
-    """``<LECTURE_DATA_DIR>/synthetic``: generated data never lands next to a real download."""
-    return config.data_dir() / "synthetic"
-
-
-def ensure_synthetic(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Path:
-    """The root of the synthetic data set, generated once (about ten seconds) and reused afterwards."""
-    root = synthetic_root()
-    if not _synthetic_matches(root, n_train, n_test, seed):
-        write_synthetic_cifar10(root, n_train, n_test, seed)
-    return root

@@ -1,132 +1,221 @@
-"""Model builders for the experiments: deep MLPs and CNNs of any depth, the seed model of the training run.
+"""Every network of the lecture: deep MLPs and CNNs, the plain nets of the depth ladder, the seed model,
+residual blocks (notebooks 04-10).
 
-Every builder takes an ``init`` scheme (see :data:`lecture_utils.init.SCHEMES`) and a ``batchnorm``
-switch, so that the same network can be compared under different initializations.
+Layers get stable names, so that probes and plots select them by name instead of by position:
+``fc1 .. fcL`` (Linear), ``conv1 ..`` (Conv2d), ``bn1 ..`` (BatchNorm), ``act1 .. actL`` (activations),
+``head`` (the classifier), ``block1 .. blockK`` (residual blocks); :func:`names` lists them.
+Weights are set through :mod:`lecture_utils.init` (its named initializations), never by hand here.
 """
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
+
+import numpy as np
+import torch
 from torch import nn
 
-from .init import init_module_
-
-#: Activation name -> module factory.
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "linear": nn.Identity,
-    "leaky_relu": nn.LeakyReLU,
-    "sigmoid": nn.Sigmoid,
-}
-
-
-def activation(name: str, negative_slope: float = 0.01) -> nn.Module:
-    """The activation module called ``name`` (one of :data:`ACTIVATIONS`)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(ACTIVATIONS)}.")
-    if name == "leaky_relu":
-        return nn.LeakyReLU(negative_slope)
-    return ACTIVATIONS[name]()
+from .init import INITS, activation_module, apply_init, check_activation, init_tensor_
 
 
 def _check_positive(**values: int) -> None:
     for key, v in values.items():
-        if not isinstance(v, int) or v < 1:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{key} must be a positive integer, got {v!r}.")
 
 
-def _gain_name(act: str) -> str:
-    return "linear" if act == "linear" else act
+def names(model: nn.Module, prefix: str) -> list[str]:
+    """Names of ``model``'s layers that start with ``prefix`` ('fc', 'conv', 'bn', 'act', 'block'), in order:
+    ``names(net, "fc")`` -> ['fc1', 'fc2', ...] (the head is called 'head')."""
+    found = [n for n, _ in model.named_children() if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    if not found:
+        raise ValueError(f"the model has no layer named {prefix}1, {prefix}2, ...: build it with lecture_utils.models.")
+    return found
 
 
-def deep_mlp(
-    depth: int,
-    width: int,
-    in_features: int | None = None,
-    out_features: int | None = None,
-    activation_name: str = "relu",
-    batchnorm: bool = False,
-    init: str = "he_normal",
-    std: float | None = None,
-    bias: bool = True,
-    negative_slope: float = 0.01,
-    flatten: bool = False,
-) -> nn.Sequential:
-    """``depth`` hidden blocks Linear(width) [-> BatchNorm1d] -> activation, then an optional Linear head.
+def deep_mlp(depth: int, width: int, in_features: int | None = None, out_features: int | None = None,
+             activation: str = "relu", slope: float | None = None, batchnorm: bool = False, bias: bool = True,
+             flatten: bool = False, init: str = "he", g: float | None = None,
+             generator: torch.Generator | None = None) -> nn.Sequential:  # fmt: skip
+    """``depth`` hidden blocks fc_k: Linear(width) [-> bn_k: BatchNorm1d] -> act_k, then an optional
+    ``head`` Linear(width, out_features).
 
-    ``in_features`` defaults to ``width``; ``out_features=None`` means no head (the output is the last
-    hidden layer, as in Prince's Figure 7.7).  Biases, when present, start at zero.  ``std`` is used
-    by the 'normal' and 'uniform' schemes (Var[w] = std^2).  With BatchNorm the Linear layers carry no bias.
-    """
+    ``in_features`` defaults to ``width``; ``out_features=None`` means no head (the output is the last hidden
+    layer, as in Prince's Figure 7.7).  ``init`` is one of :data:`lecture_utils.init.INITS` ('default' keeps
+    PyTorch's, drawn from the global RNG; the others zero the biases); ``g`` overrides the orthogonal gain.
+    With BatchNorm the Linear layers carry no bias."""
     _check_positive(depth=depth, width=width)
     in_features = width if in_features is None else in_features
     _check_positive(in_features=in_features)
     if out_features is not None:
         _check_positive(out_features=out_features)
-    activation(activation_name)  # validates the name early
-    layers: list[nn.Module] = [nn.Flatten()] if flatten else []
+    check_activation(activation)
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())] if flatten else []
     fan = in_features
-    for _ in range(depth):
-        layers.append(nn.Linear(fan, width, bias=bias and not batchnorm))
+    for k in range(1, depth + 1):
+        layers.append((f"fc{k}", nn.Linear(fan, width, bias=bias and not batchnorm)))
         if batchnorm:
-            layers.append(nn.BatchNorm1d(width))
-        layers.append(activation(activation_name, negative_slope))
+            layers.append((f"bn{k}", nn.BatchNorm1d(width)))
+        layers.append((f"act{k}", activation_module(activation, slope)))
         fan = width
     if out_features is not None:
-        layers.append(nn.Linear(fan, out_features, bias=bias))
-    model = nn.Sequential(*layers)
-    nl = "leaky_relu" if activation_name == "leaky_relu" else _gain_name(activation_name)
-    if init != "default":
-        init_module_(model, init, nonlinearity=nl, std=std, bias=0.0)
-    return model
+        layers.append(("head", nn.Linear(fan, out_features, bias=bias)))
+    model = nn.Sequential(OrderedDict(layers))
+    return apply_init(model, init, activation, slope, g=g, generator=generator)
 
 
-def deep_cnn(
-    depth: int,
-    channels: int,
-    in_channels: int = 3,
-    num_classes: int = 10,
-    activation_name: str = "relu",
-    batchnorm: bool = False,
-    init: str = "he_normal",
-    std: float | None = None,
-    kernel_size: int = 3,
-) -> nn.Sequential:
-    """``depth`` blocks Conv2d(k x k, same padding) [-> BatchNorm2d] -> activation, then global average
-    pooling and a Linear head.  Conv fans are C k^2 (see :func:`lecture_utils.init.fans`)."""
+def deep_cnn(depth: int, channels: int, in_channels: int = 3, num_classes: int = 10, activation: str = "relu",
+             slope: float | None = None, batchnorm: bool = False, init: str = "he", kernel_size: int = 3,
+             generator: torch.Generator | None = None) -> nn.Sequential:  # fmt: skip
+    """``depth`` blocks conv_k: Conv2d(k x k, same padding) [-> bn_k: BatchNorm2d] -> act_k, then global
+    average pooling and a ``head`` Linear(channels, num_classes).  Conv fans are C k^2
+    (:func:`lecture_utils.init.fans`)."""
     _check_positive(depth=depth, channels=channels, in_channels=in_channels, num_classes=num_classes)
-    if kernel_size < 1 or kernel_size % 2 == 0:
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be a positive odd integer (same padding), got {kernel_size!r}.")
-    activation(activation_name)
-    layers: list[nn.Module] = []
+    check_activation(activation)
+    layers: list[tuple[str, nn.Module]] = []
     c = in_channels
-    for _ in range(depth):
-        layers.append(nn.Conv2d(c, channels, kernel_size, padding=kernel_size // 2, bias=not batchnorm))
+    for k in range(1, depth + 1):
+        layers.append((f"conv{k}", nn.Conv2d(c, channels, kernel_size, padding=kernel_size // 2, bias=not batchnorm)))
         if batchnorm:
-            layers.append(nn.BatchNorm2d(channels))
-        layers.append(activation(activation_name))
+            layers.append((f"bn{k}", nn.BatchNorm2d(channels)))
+        layers.append((f"act{k}", activation_module(activation, slope)))
         c = channels
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes)]
-    model = nn.Sequential(*layers)
-    if init != "default":
-        init_module_(model, init, nonlinearity=_gain_name(activation_name), std=std, bias=0.0)
-    return model
+    layers += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("head", nn.Linear(c, num_classes))]
+    return apply_init(nn.Sequential(OrderedDict(layers)), init, activation, slope, generator=generator)
 
 
-def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 * 32 * 32, classes: int = 10):
-    """The lecture's training-run model:
-    Flatten -> Linear(3072, 100, bias=False) -> BatchNorm1d(100) -> ReLU -> Linear(100, 10),
-    weights He-uniform (``kaiming_uniform_``, nonlinearity='relu').  Without BatchNorm the first Linear
-    gets a bias instead."""
+#: Architectures of :func:`plain_net`.
+ARCHS = ("mlp", "cnn")
+
+
+def plain_net(arch: str, depth: int, width: int, init: str = "he", activation: str = "relu",
+              slope: float | None = None, batchnorm: bool = False, g: float | None = None,
+              in_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10, seed: int = 0,
+              bias: bool = True) -> nn.Sequential:  # fmt: skip
+    """A plain (non-residual) network with ``depth`` weighted layers, the classifier head included (the
+    depth ladder, notebooks 05 and 08-09): 'mlp' is Flatten -> (depth - 1) x [fc -> act] -> head;
+    'cnn' is (depth - 1) x [conv3x3 -> act] -> global average pool -> head.
+
+    Every weight is drawn from ``torch.manual_seed(seed)`` inside a forked RNG (the global RNG is left as
+    it was), so two initializations built with the same seed start from the same random stream; draw the
+    *inputs* of an experiment from another stream (:func:`lecture_utils.config.rng`)."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}.")
+    if init not in INITS:
+        raise ValueError(f"unknown initialization {init!r}: choose one of {', '.join(INITS)}.")
+    if not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth counts the weighted layers, head included: an integer >= 2, got {depth!r}.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if arch == "mlp":
+            return deep_mlp(depth - 1, width, in_features=math.prod(in_shape), out_features=num_classes,
+                            activation=activation, slope=slope, batchnorm=batchnorm, flatten=True, init=init,
+                            g=g, bias=bias)  # fmt: skip
+        return deep_cnn(depth - 1, width, in_channels=in_shape[0], num_classes=num_classes, activation=activation,
+                        slope=slope, batchnorm=batchnorm, init=init)  # fmt: skip
+
+
+def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 * 32 * 32,
+               classes: int = 10) -> nn.Sequential:  # fmt: skip
+    """The lecture's training-run model (notebook 07):
+    flatten -> fc1: Linear(3072, 100, bias=False) -> bn1: BatchNorm1d(100) -> act1: ReLU -> head: Linear(100, 10),
+    weights He-uniform (U[-a, a], a = sqrt(6 / fan_in), as ``kaiming_uniform_(nonlinearity='relu')``),
+    biases 0.  Without BatchNorm the first Linear gets a bias instead.  Drawn from the global RNG."""
     _check_positive(hidden=hidden, in_features=in_features, classes=classes)
-    layers: list[nn.Module] = [nn.Flatten(), nn.Linear(in_features, hidden, bias=not batchnorm)]
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten()),
+                                           ("fc1", nn.Linear(in_features, hidden, bias=not batchnorm))]  # fmt: skip
     if batchnorm:
-        layers.append(nn.BatchNorm1d(hidden))
-    layers += [nn.ReLU(), nn.Linear(hidden, classes)]
-    model = nn.Sequential(*layers)
-    for layer in model:
-        if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
+        layers.append(("bn1", nn.BatchNorm1d(hidden)))
+    layers += [("act1", nn.ReLU()), ("head", nn.Linear(hidden, classes))]
+    model = nn.Sequential(OrderedDict(layers))
+    for layer in (model.fc1, model.head):
+        init_tensor_(layer.weight, "he_uniform", nonlinearity="relu")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
     return model
+
+
+# ---- residual networks (notebook 10; Prince, Understanding Deep Learning, 11.3-11.4) -----------------
+
+#: Residual variants: 'he' (plain sum), 'scaled' (sum times 1/sqrt 2), 'bn' (BatchNorm first in the branch),
+#: 'zero' (a learnable branch scale alpha = 0, SkipInit).
+VARIANTS = ("he", "scaled", "bn", "zero")
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown residual variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+
+
+class ResidualBlock(nn.Module):
+    """h -> h + f(h) with a pre-activation branch of ``branch_depth`` ReLU -> Linear pairs, He-initialized
+    (Var[w] = 2 / fan_in, biases 0).
+
+    ``variant``: 'he' (h + f(h)), 'scaled' ((h + f(h)) / sqrt 2), 'bn' (h + f(BN(h)), gamma = 1, beta = 0 as
+    Prince 11.4 asks), 'zero' (h + alpha f(h) with a learnable scalar alpha = 0 at initialization).
+    Variance of the stream after K blocks: 2^K, 1, K + 1, 1 (:func:`residual_theory`)."""
+
+    def __init__(self, width: int, variant: str = "he", branch_depth: int = 1):
+        super().__init__()
+        _check_variant(variant)
+        _check_positive(width=width, branch_depth=branch_depth)
+        self.variant = variant
+        layers: list[nn.Module] = [nn.BatchNorm1d(width)] if variant == "bn" else []
+        for _ in range(branch_depth):
+            linear = nn.Linear(width, width)
+            init_tensor_(linear.weight, "he_normal", nonlinearity="relu")
+            nn.init.zeros_(linear.bias)
+            layers += [nn.ReLU(), linear]
+        self.branch = nn.Sequential(*layers)
+        self.alpha = nn.Parameter(torch.zeros(())) if variant == "zero" else None
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        f = self.branch(h)
+        if self.alpha is not None:
+            return h + self.alpha * f
+        out = h + f
+        return out * (1.0 / math.sqrt(2.0)) if self.variant == "scaled" else out
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}"
+
+
+def residual_mlp(num_blocks: int, width: int, variant: str = "he", in_features: int | None = None,
+                 out_features: int | None = None, flatten: bool = False, branch_depth: int = 1) -> nn.Sequential:  # fmt: skip
+    """[flatten ->] [stem: Linear in_features -> width] -> block1 .. blockK -> [head: Linear width -> out_features].
+
+    Stem and head are linear layers with Var[w] = 1 / fan_in (no ReLU around them: gain 1) and zero
+    biases: the stem passes the input's variance to the residual stream, the head reads the stream as it is
+    (so with variant 'he' the logits carry the 2^K growth too)."""
+    _check_variant(variant)
+    if not isinstance(num_blocks, int) or num_blocks < 0:
+        raise ValueError(f"num_blocks must be a non-negative integer, got {num_blocks!r}.")
+    layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())] if flatten else []
+    if in_features is not None:
+        layers.append(("stem", _linear(in_features, width)))
+    layers += [(f"block{k}", ResidualBlock(width, variant, branch_depth)) for k in range(1, num_blocks + 1)]
+    if out_features is not None:
+        layers.append(("head", _linear(width, out_features)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def _linear(fan_in: int, fan_out: int) -> nn.Linear:
+    layer = nn.Linear(fan_in, fan_out)
+    init_tensor_(layer.weight, "he_normal", nonlinearity="linear")  # std = 1 / sqrt(fan_in)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def residual_theory(variant: str, num_blocks: int, var0: float = 1.0) -> np.ndarray:
+    """Var[h_k], k = 0..K, predicted for each variant (Prince, Figure 11.6a-c; notebook 10):
+    'he' var0 * 2^k (UDL 11.3), 'scaled' var0 (11.3), 'bn' var0 + k (11.4), 'zero' var0."""
+    _check_variant(variant)
+    k = np.arange(num_blocks + 1, dtype=np.float64)
+    if variant == "he":
+        return var0 * 2.0**k
+    if variant == "bn":
+        return var0 + k
+    return np.full_like(k, var0)

@@ -1,4 +1,4 @@
-"""Floating-point limits and where a long product of matrices leaves them.
+"""Floating-point limits and where a long product of matrices leaves them (notebook 01).
 
 A deep network multiplies its input by one matrix per layer, and back-propagation multiplies the
 output gradient by the same matrices transposed, in reverse order.  If each factor scales a vector's
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .init import DEFAULT_SLOPE, activation_fn, check_activation
+
 #: Floating-point types known to :func:`float_limits`.
 FLOAT_DTYPES = {
     "float16": torch.float16,
@@ -32,8 +34,8 @@ FLOAT_DTYPES = {
     "float64": torch.float64,
 }
 
-#: Activations known to :func:`stack_trajectory` and :func:`growth_factor`.
-STACK_ACTIVATIONS = ("linear", "relu")
+#: Activations whose per-layer growth is one constant factor (positively homogeneous: f(cx) = c f(x)).
+HOMOGENEOUS = ("linear", "relu", "leaky_relu")
 
 #: Events :func:`predicted_layer` can predict.
 EVENTS = ("overflow", "subnormal", "zero")
@@ -156,15 +158,20 @@ def predicted_layer(start: float, growth: float, event: str, dtype: torch.dtype 
     return max(0, math.floor(ratio) + 1)
 
 
-def growth_factor(width: int, sigma: float, activation: str = "linear") -> float:
+def growth_factor(width: int, sigma: float, activation: str = "linear", slope: float | None = None) -> float:
     """Expected growth of the root-mean-square activation per layer, for a width x width weight with
     entries N(0, sigma^2): sqrt(D sigma^2) (linear) or sqrt(D sigma^2 / 2) (ReLU, He et al. 2015, eq. 7)."""
-    if activation not in STACK_ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(STACK_ACTIVATIONS)}.")
+    check_activation(activation)
+    if activation not in HOMOGENEOUS:
+        raise ValueError(
+            f"{activation} does not grow by one constant factor per layer (it saturates): use "
+            "lecture_utils.theory.recurrence; growth_factor knows " + ", ".join(HOMOGENEOUS) + "."
+        )
     if width < 1 or not sigma > 0:
         raise ValueError(f"need width >= 1 and sigma > 0; got width={width}, sigma={sigma}.")
-    half = 0.5 if activation == "relu" else 1.0
-    return math.sqrt(width * sigma**2 * half)
+    a = DEFAULT_SLOPE if slope is None else slope
+    factor = {"linear": 1.0, "relu": 0.5, "leaky_relu": (1.0 + a * a) / 2.0}[activation]
+    return math.sqrt(width * sigma**2 * factor)
 
 
 @dataclass
@@ -192,15 +199,13 @@ def random_weights(
 def stack_trajectory(
     weights: torch.Tensor, x: torch.Tensor, activation: str = "linear", backward: bool = True
 ) -> StackRun:
-    """Run x through h_k = W_k f(h_{k-1}) (f = identity or ReLU; f is not applied to the input x),
+    """Run x through h_k = W_k f(h_{k-1}) (f any activation of lecture_utils.init; f is not applied to the input x),
     in the dtype of ``weights``, and back-propagate L = sum(h_depth) with autograd.
 
     The backward pass is the same product read in reverse: dL/dh_{k-1} = f'(h_{k-1}) * W_k^T dL/dh_k,
     so its rms grows by the same factor per layer (square matrices).  Overflowed layers give inf/NaN.
     """
-    if activation not in STACK_ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(STACK_ACTIVATIONS)}.")
-    f = torch.relu if activation == "relu" else (lambda t: t)
+    f = activation_fn(activation)
     h = x.to(weights.dtype).detach().requires_grad_(backward)
     hs = [h]
     for k, w in enumerate(weights):

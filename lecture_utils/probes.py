@@ -1,14 +1,17 @@
-"""Forward/backward probes: per-layer statistics of activations and back-propagated gradients.
+"""Every hook of the lecture: per-layer statistics of activations and gradients (notebooks 05-10).
 
-    with Probe(model) as probe:             # hooks every Linear/ConvNd (or the modules you select)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-    probe.forward["3"].var                  # Var of layer 3's output over all its elements
-    probe.backward["3"].var                 # Var of dLoss/d(output of layer 3)
+    with Probe(model, select=["fc1", "fc50"]) as probe:   # module names, types, or a predicate
+        loss_fn(model(x), y).backward()
+    probe.forward["fc50"].var      # Var of fc50's output over all its elements
+    probe.backward["fc50"].var     # Var of dLoss/d(output of fc50)
 
-The hooks are removed when the ``with`` block ends, even if it raises.  Statistics are computed in
-float64 on a detached copy, so probing never changes the model's computation.  Each forward call
-replaces the previous record (read the probe after every step to follow a training run).
+Hooks live only inside the ``with`` block: they are removed when it ends, even if it raises (fast.ai's
+``Hooks`` are context managers for the same reason).  Statistics are computed in float64 on a detached
+copy, so probing never changes the model's computation.  A forward call replaces the previous record.
+
+Training-time probes are callbacks of :func:`lecture_utils.train.fit` (they define ``after_step(fit)``):
+:class:`PercentileRecorder` (Ioffe & Szegedy's Figure 1) and :class:`UpdateRatio` (Karpathy's
+update-to-data ratio).
 """
 
 from __future__ import annotations
@@ -17,33 +20,41 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
-from .init import WEIGHTED
+from .init import WEIGHTED, weighted_layers
+
+#: |x| above this counts as saturated for tanh (Karpathy, makemore part 3).
+SATURATION = 0.97
 
 
 @dataclass
 class Stats:
-    """Statistics of one tensor: mean, (biased) variance and second moment over all elements."""
+    """Statistics of one tensor over all its elements: mean, (biased) variance, second moment, the fraction
+    of exact zeros (dead ReLU outputs) and of saturated values (|x| > 0.97, for tanh)."""
 
     mean: float
     var: float
     mean_sq: float
     numel: int
     finite: bool
+    frac_zero: float = math.nan
+    frac_saturated: float = math.nan
     sample: torch.Tensor | None = field(default=None, repr=False)
 
     @classmethod
     @torch.no_grad()
     def of(cls, t: torch.Tensor, sample: int = 0) -> Stats:
         x = t.detach().to(torch.float64).flatten()
-        finite = bool(torch.isfinite(x).all())
-        mean = float(x.mean()) if x.numel() else math.nan
-        mean_sq = float((x * x).mean()) if x.numel() else math.nan
-        var = float(x.var(unbiased=False)) if x.numel() else math.nan
+        n = x.numel()
+        if n == 0:
+            return cls(math.nan, math.nan, math.nan, 0, True)
         kept = x[:sample].to(torch.float32).cpu().clone() if sample else None
-        return cls(mean, var, mean_sq, x.numel(), finite, kept)
+        return cls(float(x.mean()), float(x.var(unbiased=False)), float((x * x).mean()), n,
+                   bool(torch.isfinite(x).all()), float((x == 0).double().mean()),
+                   float((x.abs() > SATURATION).double().mean()), kept)  # fmt: skip
 
 
 Selector = tuple[type, ...] | Callable[[str, nn.Module], bool] | Iterable[str]
@@ -59,14 +70,19 @@ def _selected(model: nn.Module, select: Selector | None) -> list[tuple[str, nn.M
         chosen = [(n, m) for n, m in named if select(n, m)]
     else:
         wanted = list(select)
-        names = dict(named)
-        missing = [w for w in wanted if w not in names]
+        modules = dict(named)
+        missing = [w for w in wanted if w not in modules]
         if missing:
-            raise ValueError(f"no modules named {missing}; the model has: {', '.join(list(names)[:20])} ...")
-        chosen = [(w, names[w]) for w in wanted]
+            raise ValueError(f"no modules named {missing}; the model has: {', '.join(list(modules)[:20])} ...")
+        chosen = [(w, modules[w]) for w in wanted]
     if not chosen:
         raise ValueError("the selection matched no module: pass module types, names, or a predicate that matches.")
     return chosen
+
+
+def leaves(name: str, module: nn.Module) -> bool:
+    """A selector for :class:`Probe`: every module without children (each layer of a Sequential)."""
+    return next(module.children(), None) is None
 
 
 class Probe:
@@ -78,8 +94,8 @@ class Probe:
     """
 
     def __init__(self, model: nn.Module, select: Selector | None = None, sample: int = 0, backward: bool = True):
-        if sample < 0:
-            raise ValueError(f"sample must be >= 0 values, got {sample!r}.")
+        if not isinstance(sample, int) or sample < 0:
+            raise ValueError(f"sample must be a number of values >= 0, got {sample!r}.")
         self.model = model
         self.modules = _selected(model, select)
         self.names = [n for n, _ in self.modules]
@@ -117,16 +133,13 @@ class Probe:
 
         return hook
 
-    # ---- reading the record -------------------------------------------------------------------
-    def variances(self, which: str = "forward") -> list[float]:
-        """Per-layer variances in layer order (``which`` is 'forward' or 'backward')."""
-        record = self._record(which)
-        return [record[n].var if n in record else math.nan for n in self.names]
-
-    def _record(self, which: str) -> dict[str, Stats]:
+    def values(self, which: str = "forward", stat: str = "var") -> np.ndarray:
+        """One statistic (``var``, ``mean_sq``, ``frac_zero`` ...) per selected layer, in layer order; NaN where
+        nothing was recorded.  ``which``: 'forward' or 'backward'."""
         if which not in ("forward", "backward"):
             raise ValueError(f"which must be 'forward' or 'backward', got {which!r}.")
-        return self.forward if which == "forward" else self.backward
+        record = self.forward if which == "forward" else self.backward
+        return np.array([getattr(record[n], stat) if n in record else math.nan for n in self.names])
 
     def first_nonfinite(self) -> tuple[str, str] | None:
         """('activation', name) of the first layer, in forward order, whose output is not finite; else
@@ -140,44 +153,23 @@ class Probe:
                 return ("gradient", n)
         return None
 
-    def table(self) -> list[dict]:
-        """One row per selected layer: name, type and the forward/backward variance and finiteness."""
-        rows = []
-        for n, m in self.modules:
-            f, b = self.forward.get(n), self.backward.get(n)
-            rows.append(
-                {
-                    "layer": n,
-                    "type": type(m).__name__,
-                    "act_var": f.var if f else math.nan,
-                    "act_finite": f.finite if f else None,
-                    "grad_var": b.var if b else math.nan,
-                    "grad_finite": b.finite if b else None,
-                }
-            )
-        return rows
 
-
-def locate_nonfinite(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    select: Selector | None = None,
-    weight_grads: bool = False,
-) -> tuple[str, str] | None:
-    """Re-run one forward/backward pass of ``loss_fn(model(x), y)`` under a :class:`Probe` and name the
-    first non-finite tensor, as :meth:`Probe.first_nonfinite` does; with ``weight_grads``, fall back to
-    ('gradient', name) of the last selected layer (in backward order, the first reached) whose weight
-    gradient is not finite.  None when everything is finite.  The model's gradients are cleared before
-    and after, so a diverged step can be diagnosed before (instead of) its update."""
+def locate_nonfinite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
+                     select: Selector | None = None) -> tuple[str, str] | None:  # fmt: skip
+    """Re-run one forward/backward pass of ``loss_fn(model(x), y)`` under a :class:`Probe` and name the first
+    non-finite tensor: ('input', '') when the batch itself holds inf/NaN (the data, not the network); else
+    :meth:`Probe.first_nonfinite`; else ('gradient', name) of the last selected layer (in backward order,
+    the first reached) whose weight gradient is not finite.  None when everything is finite.  The model's
+    gradients are cleared before and after, so a diverged step is diagnosed before (instead of) its update."""
+    if not bool(torch.isfinite(x).all()):
+        return ("input", "")
     model.zero_grad(set_to_none=True)
     with Probe(model, select=select) as probe:
         loss = loss_fn(model(x), y)
         if loss.requires_grad:
             loss.backward()
     found = probe.first_nonfinite()
-    if found is None and weight_grads:
+    if found is None:
         for name, layer in reversed(probe.modules):
             g = getattr(getattr(layer, "weight", None), "grad", None)
             if g is not None and not bool(torch.isfinite(g).all()):
@@ -185,3 +177,104 @@ def locate_nonfinite(
                 break
     model.zero_grad(set_to_none=True)
     return found
+
+
+def weight_grad_variances(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                          loss_fn: Callable = nn.functional.cross_entropy) -> np.ndarray:  # fmt: skip
+    """Var[dL/dW] of every Linear/ConvNd weight (forward order) for one batch, before any update: how much
+    gradient reaches each layer at step 0 (notebooks 08-09).  inf/NaN are kept as float32 produced them.
+    The model's gradients are cleared afterwards."""
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn(model(x), y)
+    if loss.requires_grad and math.isfinite(loss.item()):
+        loss.backward()
+    out = [float(m.weight.grad.double().var(unbiased=False)) if m.weight.grad is not None else math.nan
+           for _, m in weighted_layers(model)]  # fmt: skip
+    model.zero_grad(set_to_none=True)
+    return np.array(out)
+
+
+@torch.no_grad()
+def stream_variances(model: nn.Module, x: torch.Tensor, blocks: list[str], train: bool = True) -> np.ndarray:
+    """Var[h_k] of a residual stream, k = 0 (``x``, the first block's input) .. K (the last block's output),
+    over all elements, in float64 (Prince's Figure 11.6, notebook 10).  ``train=True`` runs BatchNorm on batch
+    statistics, as at the first training step."""
+    was = model.training
+    model.train(train)
+    try:
+        with Probe(model, select=blocks, backward=False) as probe:
+            model(x)
+    finally:
+        model.train(was)
+    return np.concatenate([[float(x.double().var(unbiased=False))], probe.values("forward", "var")])
+
+
+@torch.no_grad()
+def input_percentiles(model: nn.Module, module: nn.Module, x: torch.Tensor, unit: int = 0,
+                      q=(15, 50, 85)) -> list[float]:  # fmt: skip
+    """Percentiles ``q`` of the input of ``module`` (e.g. a sigmoid) at hidden ``unit`` over the batch ``x``,
+    computed as in training (BatchNorm normalizes with the batch's own statistics); BatchNorm's running
+    averages and the model's mode are restored afterwards.  Ioffe & Szegedy (2015), Figure 1(b, c)."""
+    seen = {}
+    handle = module.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].detach()))
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    was = model.training
+    try:
+        model.train()
+        model(x)
+    finally:
+        handle.remove()
+        model.train(was)
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    values = seen["x"].reshape(len(x), -1)[:, unit].to(torch.float64)
+    return torch.quantile(values, torch.tensor(q, dtype=torch.float64, device=values.device) / 100).tolist()
+
+
+class PercentileRecorder:
+    """A :func:`lecture_utils.train.fit` callback recording :func:`input_percentiles` at step 1 and every
+    ``every`` steps: ``steps`` and ``values`` (one [p15, p50, p85] list per record) (notebook 07)."""
+
+    def __init__(self, module: nn.Module, x: torch.Tensor, unit: int = 0, every: int = 10, q=(15, 50, 85)):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every!r}.")
+        self.module, self.x, self.unit, self.every, self.q = module, x, unit, every, tuple(q)
+        self.steps: list[int] = []
+        self.values: list[list[float]] = []
+
+    def after_step(self, fit) -> None:
+        if fit.step == 1 or fit.step % self.every == 0:
+            self.steps.append(fit.step)
+            self.values.append(input_percentiles(fit.model, self.module, self.x, self.unit, self.q))
+
+    def median_drift(self) -> float:
+        """How far the median moved over training: max - min of the recorded 50th percentiles."""
+        med = [v[len(v) // 2] for v in self.values]
+        return max(med) - min(med) if med else math.nan
+
+
+class UpdateRatio:
+    """A :func:`lecture_utils.train.fit` callback: every ``every`` steps, log10(std(Delta W) / std(W)) of each
+    weight matrix for that step's update (Karpathy, makemore part 3: about -3 is healthy; much lower, the
+    layer barely learns; much higher, it thrashes).  ``steps`` and ``ratios`` (one array per record)."""
+
+    def __init__(self, every: int = 10):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every!r}.")
+        self.every = every
+        self.steps: list[int] = []
+        self.ratios: list[np.ndarray] = []
+        self._before: list[torch.Tensor] | None = None
+
+    def before_step(self, fit) -> None:
+        if fit.step % self.every == 0:
+            self._before = [m.weight.detach().clone() for _, m in weighted_layers(fit.model)]
+
+    def after_step(self, fit) -> None:
+        if self._before is None:
+            return
+        now = [m.weight.detach() for _, m in weighted_layers(fit.model)]
+        ratios = [float(((w - b).double().std() / b.double().std()).log10()) for w, b in zip(now, self._before, strict=True)]
+        self.steps.append(fit.step)
+        self.ratios.append(np.array(ratios))
+        self._before = None

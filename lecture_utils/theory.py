@@ -1,4 +1,4 @@
-"""Variance recurrences of a deep fully connected network at initialization (mean-field theory).
+"""Variance recurrences of a deep fully connected network at initialization (notebooks 03-05, 09).
 
 Network: z_1 = W_1 x (+ b_1),  h_k = f(z_k),  z_{k+1} = W_{k+1} h_k (+ b_{k+1}),  W_k[i, j] ~ (0, sigma^2)
 i.i.d. and independent of everything else, biases ~ (0, sigma_b^2).  Then (Prince, Understanding Deep
@@ -23,18 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Activations the recurrences know.
-ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid")
+from .init import check_activation
 
 
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}: choose one of {', '.join(ACTIVATIONS)}.")
-
-
-def _check_variance(name: str, value: float) -> None:
-    if not (isinstance(value, int | float) and value >= 0 and math.isfinite(value)):
+def check_variance(name: str, value: float) -> None:
+    """Raise a ValueError unless ``value`` is a finite number >= 0 (a variance)."""
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite variance >= 0, got {value!r}.")
+
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -51,7 +47,7 @@ def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], var: float, poin
     (+-12 std) and the unit scale of the activation (+-20), so that a narrow bump such as
     tanh'(z)^2 = (1 - tanh^2 z)^2 is integrated accurately even when std(z) >> 1.  Relative accuracy
     better than 1e-6 for the activations here; deterministic (no sampling)."""
-    _check_variance("var", var)
+    check_variance("var", var)
     if var == 0:
         return float(g(np.zeros(1))[0])
     s = math.sqrt(var)
@@ -64,8 +60,8 @@ def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], var: float, poin
 def mean_square(activation: str, var: float, negative_slope: float = 0.01) -> float:
     """E[f(z)^2] for z ~ N(0, var): linear var, ReLU var/2, leaky ReLU (1 + a^2) var / 2,
     tanh and sigmoid by quadrature."""
-    _check_activation(activation)
-    _check_variance("var", var)
+    check_activation(activation)
+    check_variance("var", var)
     if activation == "linear":
         return float(var)
     if activation == "relu":
@@ -80,8 +76,8 @@ def mean_square(activation: str, var: float, negative_slope: float = 0.01) -> fl
 def derivative_mean_square(activation: str, var: float, negative_slope: float = 0.01) -> float:
     """E[f'(z)^2] for z ~ N(0, var): linear 1, ReLU 1/2, leaky ReLU (1 + a^2)/2, tanh E[(1 - tanh^2 z)^2]
     and sigmoid E[(s(1 - s))^2] by quadrature."""
-    _check_activation(activation)
-    _check_variance("var", var)
+    check_activation(activation)
+    check_variance("var", var)
     if activation == "linear":
         return 1.0
     if activation == "relu":
@@ -96,7 +92,7 @@ def derivative_mean_square(activation: str, var: float, negative_slope: float = 
 def relu_growth(width: int, sigma2: float) -> float:
     """Per-layer factor D sigma^2 / 2 of a ReLU layer of width D (forward and backward alike)."""
     _check_positive_int("width", width)
-    _check_variance("sigma2", sigma2)
+    check_variance("sigma2", sigma2)
     return width * sigma2 / 2.0
 
 
@@ -142,10 +138,10 @@ def recurrence(
     _check_positive_int("width", width)
     in_features = width if in_features is None else in_features
     _check_positive_int("in_features", in_features)
-    _check_activation(activation)
+    check_activation(activation)
     for name, value in (("sigma2", sigma2), ("bias_var", bias_var), ("in_mean_square", in_mean_square)):
-        _check_variance(name, value)
-    _check_variance("top_grad", top_grad)
+        check_variance(name, value)
+    check_variance("top_grad", top_grad)
     pre = np.empty(depth)
     post = np.empty(depth)
     grad = np.empty(depth)
@@ -163,3 +159,62 @@ def recurrence(
             d = derivative_mean_square(activation, pre[k], negative_slope) if math.isfinite(pre[k]) else 0.5
             grad[k] = d * width * sigma2 * grad[k + 1]
     return Recurrence(pre, post, grad)
+
+
+def fixed_point(activation: str, g: float, q0: float = 1.0, negative_slope: float = 0.01, iters: int = 500) -> float:
+    """The variance q* = Var[z] that a deep stack with Var[w] = g^2 / fan_in settles at (infinite width,
+    zero biases): iterate q <- g^2 E[f(z)^2], z ~ N(0, q), from ``q0``.  For ReLU-like activations the map is
+    linear, q <- g^2 (1 + a^2) q / 2, so q* is q0 when that factor is 1, else 0 or inf (returned as such).
+    tanh with g = 5/3: q* = 1.18; sigmoid with g = 1: q* = 0.26 (Poole et al. 2016; notebook 03)."""
+    check_activation(activation)
+    check_variance("q0", q0)
+    q = float(q0)
+    for _ in range(iters):
+        new = g * g * mean_square(activation, q, negative_slope)
+        if not math.isfinite(new) or new > 1e300:
+            return math.inf
+        if new < 1e-300:
+            return 0.0
+        if abs(new - q) <= 1e-12 * max(q, 1e-300):
+            return new
+        q = new
+    return q
+
+
+def backward_factor(activation: str, g: float, q: float | None = None, negative_slope: float = 0.01) -> float:
+    """chi = g^2 E[f'(z)^2], z ~ N(0, q): the factor by which Var[dL/dz] grows per layer going *down* a deep
+    stack with Var[w] = g^2 / fan (equal widths).  ``q`` defaults to the forward fixed point
+    :func:`fixed_point`.  chi > 1: gradients explode with depth; chi < 1: they vanish; ReLU with g = sqrt 2: 1.
+    tanh, g = 5/3: chi = 1.21 (x 1e4 over 50 layers); sigmoid, g = 1: chi = 0.056 (sigma' <= 1/4, so chi < 1
+    for every g < 4).  The forward gain conventions of torch do not make the backward pass stable."""
+    if q is None:
+        q = fixed_point(activation, g, negative_slope=negative_slope)
+    return g * g * derivative_mean_square(activation, q, negative_slope)
+
+
+def tailored_slope(depth: int, width: int, c: float = 1.0) -> float:
+    """A leaky-ReLU slope a that keeps a ``depth``-layer, ``width``-wide orthogonal network close to
+    isometric (notebook 09).
+
+    One layer h' = g D W h (W orthogonal, D = diag(1 or a) by the sign of Wh, g^2 = 2 / (1 + a^2)) scales
+    the squared norm by r = 1 + rho * (1/n) sum_i s_i u_i, with rho = (1 - a^2) / (1 + a^2), s_i = +-1 and
+    u_i = n (Wh)_i^2 / |h|^2, so Var[log r] ~ 3 rho^2 / n.  Over L layers Var[log |h_L|^2] ~ 3 L rho^2 / n:
+    for ReLU (a = 0, rho = 1) it grows like L / n (Hanin 2018; the reason He init alone fails when
+    depth >> width).  Asking 3 L rho^2 / n = c gives rho = sqrt(c n / (3 L)) and a = sqrt((1 - rho)/(1 + rho)).
+    """
+    if not (isinstance(depth, int) and depth >= 1 and isinstance(width, int) and width >= 1 and c > 0):
+        raise ValueError(f"need integers depth >= 1, width >= 1 and c > 0; got {depth!r}, {width!r}, {c!r}.")
+    rho = min(1.0, math.sqrt(c * width / (3.0 * depth)))
+    return math.sqrt((1.0 - rho) / (1.0 + rho))
+
+
+def log_norm_spread(depth: int, width: int, slope: float = 0.0, weights: str = "gaussian") -> float:
+    """Var[log |h_L|^2] of one random network at initialization, to first order in 1/width (Hanin 2018):
+    per layer 3 rho^2 / n for orthogonal weights and (2 + 3 rho^2) / n for Gaussian ones (the Gaussian
+    matrix adds 2/n of its own), rho = (1 - a^2) / (1 + a^2).  ReLU, Gaussian (He): 5 L / n; orthogonal: 3 L / n.
+    The *typical* network drifts by minus half of it: E[log |h_L|^2] ~ -Var / 2 (notebooks 05, 09)."""
+    if weights not in ("gaussian", "orthogonal"):
+        raise ValueError(f"weights must be 'gaussian' or 'orthogonal', got {weights!r}.")
+    rho = (1.0 - slope**2) / (1.0 + slope**2)
+    per_layer = 3.0 * rho**2 + (2.0 if weights == "gaussian" else 0.0)
+    return per_layer * depth / width

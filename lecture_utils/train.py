@@ -1,83 +1,167 @@
-"""The training loop of the lecture's BatchNorm run, with the safety equipment a real run needs.
+"""ONE training loop and ONE evaluation, with the safety equipment a real run needs (notebooks 07-10).
 
-    history = train(model, train_loader, val_loader, epochs=5, lr=1e-3, momentum=0.9,
-                    log_dir="runs/bn", checkpoint="checkpoints/bn.pt", resume=True, clip_norm=None)
+    run = fit(model, train_loader, val_loader, epochs=5, lr=1e-3, momentum=0.9,
+              scheduler=plateau(patience=1), callbacks=[Checkpoint("ckpt.pt"), TensorBoard("runs/bn")])
+    run = fit(model, train_loader, val_loader, steps=300, lr=0.01, on_divergence="stop")   # a step budget
+    loss, acc = evaluate(model, val_loader)
 
-* SGD with momentum (v <- mu v + g, w <- w - lr v) and ``ReduceLROnPlateau`` on the validation loss
-  (lr <- 0.1 lr when the validation loss has not improved for ``patience`` epochs).
-* Validation in ``model.eval()`` under ``torch.no_grad()`` (BatchNorm then uses its running statistics).
-* TensorBoard (``SummaryWriter``): train/validation loss and accuracy, learning rate, and per-layer
-  weight, activation and gradient histograms once per epoch.
-* Checkpoints (model, optimizer, scheduler, epoch, RNG states, history) written atomically (temporary
-  file in the same folder, then ``os.replace``) and read with ``torch.load(weights_only=True)``;
-  resuming from epoch k gives bit-identical weights to an uninterrupted run.
-* Gradient clipping by value (Prince's "if |g| > max then g = +-max", ``clip_value``) and by norm
-  (g <- g * max / ||g|| when ||g|| > max, ``clip_norm``; Pascanu et al. 2013).
-* Divergence: a non-finite loss or gradient stops training with :class:`DivergenceError`, naming the
-  step and the first layer whose activation or gradient went non-finite (found with a Probe).
-* Progress: a ``tqdm.auto`` bar per epoch with the running loss in the postfix.
-See Ioffe & Szegedy (2015) for BatchNorm and Prince, Understanding Deep Learning, section 11.4.
+Notebook 07 writes the loop itself (a dozen lines: forward, loss, backward, step, evaluate, scheduler,
+checkpoint); :func:`fit` is that loop plus what you should not have to retype:
+
+* SGD with momentum (v <- mu v + g, w <- w - lr v) unless you pass an optimizer; an optional scheduler:
+  ``ReduceLROnPlateau`` steps on the validation loss after each evaluation, any other after each step.
+* Evaluation in ``model.eval()`` under ``torch.no_grad()`` (BatchNorm then uses its running averages):
+  at the end of every epoch, or every ``eval_every`` steps.
+* Gradient clipping by value (Prince's "if |g| > c then g = +-c") and by norm (g <- g m / ||g|| when
+  ||g|| > m; Pascanu et al. 2013); the norm before clipping is recorded at every step.
+* Divergence: a non-finite loss or gradient stops the run *before* the update and names the step and the
+  first layer whose activation or gradient went non-finite (a :class:`~lecture_utils.probes.Probe` re-runs
+  the batch), or says that the batch itself holds NaN/inf.  ``on_divergence="raise"`` raises
+  :class:`DivergenceError`; ``"stop"`` returns the run with :attr:`Run.nonfinite` set.
+* Callbacks (fast.ai's idea, minimal): objects with any of ``before_fit``, ``before_step``, ``after_step``,
+  ``after_eval``, ``after_epoch``, ``after_fit``, each called with the :class:`Fit` state.  Here:
+  :class:`Checkpoint` (atomic save every epoch, resume bit-identically) and :class:`TensorBoard`; in
+  :mod:`lecture_utils.probes`: ``PercentileRecorder`` and ``UpdateRatio``.
+* Bad input fails before anything is trained: a learning rate that is not a positive finite number, an
+  empty loader, a checkpoint folder that cannot be written.
+See Ioffe & Szegedy (2015) and Prince, Understanding Deep Learning, sections 6.3 (momentum) and 11.4.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import random
-import tempfile
-from collections.abc import Callable
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from . import probes
-from .init import WEIGHTED, init_tensor_
-from .probes import Probe
+from . import checkpoints, probes
+from .init import WEIGHTED
 
-CHECKPOINT_FORMAT = "lecture-checkpoint-v1"
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+#: What one evaluation record holds (:attr:`Run.evals`).
+EVAL_KEYS = ("step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
 
 
-class _OneLineError(RuntimeError):
-    def _render_traceback_(self) -> list[str]:  # IPython shows the message, not a traceback
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or gradient.  ``run`` is the run so far (its ``nonfinite``
+    names the step, the kind and the layer).  Shown as its message in a notebook."""
+
+    def __init__(self, message: str, run: Run):
+        super().__init__(message)
+        self.run = run
+
+    def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
 
 
-class CheckpointError(_OneLineError):
-    """A checkpoint cannot be used (missing, corrupt, or written for a different model); nothing was changed."""
+@dataclass
+class Run:
+    """What :func:`fit` records.
+
+    ``step_loss[t]``, ``grad_norm[t]``: training loss and gradient norm (before clipping) at step t + 1.
+    ``evals``: one dict per evaluation with :data:`EVAL_KEYS` (train_* averaged since the previous one).
+    ``nonfinite``: None, or {step, kind ('input' | 'activation' | 'gradient' | 'loss'), layer, index, of}.
+    """
+
+    name: str = ""
+    step_loss: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+    evals: list[dict] = field(default_factory=list)
+    nonfinite: dict | None = None
+    seconds: float = 0.0
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.grad_norm)
+
+    def column(self, key: str) -> list:
+        """One column of :attr:`evals`: ``run.column("val_acc")``."""
+        if key not in EVAL_KEYS:
+            raise ValueError(f"unknown column {key!r}: choose one of {', '.join(EVAL_KEYS)}.")
+        return [e[key] for e in self.evals]
+
+    @property
+    def diverged(self) -> bool:
+        return self.nonfinite is not None
+
+    @property
+    def final_val_acc(self) -> float:
+        """Validation accuracy at the last evaluation; NaN when the run diverged or never evaluated."""
+        return math.nan if self.diverged or not self.evals else self.evals[-1]["val_acc"]
+
+    def where(self) -> str:
+        """'ok' or e.g. 'activation non-finite at step 3, layer 49/1000 (fc49)'."""
+        if self.nonfinite is None:
+            return "ok"
+        d = self.nonfinite
+        if d["kind"] in ("input", "loss"):
+            return f"{d['kind']} non-finite at step {d['step']}"
+        return f"{d['kind']} non-finite at step {d['step']}, layer {d['index']}/{d['of']} ({d['layer']})"
+
+    def state(self) -> dict:
+        """The run as plain data (for a checkpoint)."""
+        return {"name": self.name, "step_loss": self.step_loss, "grad_norm": self.grad_norm, "evals": self.evals}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Run:
+        return cls(state.get("name", ""), list(state["step_loss"]), list(state["grad_norm"]), list(state["evals"]))
 
 
-class DivergenceError(_OneLineError, FloatingPointError):
-    """Training produced a non-finite loss or gradient.  Attributes: ``step`` (1-based, counted over the
-    whole run), ``epoch``, ``kind`` ('activation', 'gradient' or 'loss'), ``layer`` (module name) and
-    ``history`` (the run so far, up to and including the failing step's loss)."""
+@dataclass
+class Fit:
+    """The training state every callback sees.  ``step`` is the 1-based number of the current step,
+    ``epoch`` the 1-based current epoch; set ``stop = True`` to end training after this step."""
 
-    def __init__(self, message: str, step: int, epoch: int, kind: str, layer: str | None, history=None):
-        super().__init__(message)
-        self.step, self.epoch, self.kind, self.layer, self.history = step, epoch, kind, layer, history
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loss_fn: Callable
+    train_loader: Iterable
+    val_loader: Iterable | None
+    run: Run
+    device: torch.device
+    step: int = 0
+    epoch: int = 0
+    loss: float = math.nan
+    stop: bool = False
+
+    @property
+    def loaders(self) -> list:
+        return [self.train_loader] + ([self.val_loader] if self.val_loader is not None else [])
 
 
 # ---------------------------------------------------------------------------------------------------
 # Small pieces
 # ---------------------------------------------------------------------------------------------------
+def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (the CPU for a model without parameters)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None, device=None) -> tuple[float, float]:
-    """(average loss per example, accuracy) over ``loader`` in ``model.eval()`` under ``no_grad``.
-    The model is left in eval mode (the training loop switches back with ``model.train()``)."""
-    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    device = _device_of(model) if device is None else device
+def evaluate(model: nn.Module, loader, loss_fn: Callable | None = None) -> tuple[float, float]:
+    """(mean loss per example, accuracy) over ``loader`` in ``model.eval()`` under ``no_grad``; the model's
+    previous mode is restored.  The one evaluation of the lecture: always (loss, accuracy), in that order."""
+    loss_fn = nn.functional.cross_entropy if loss_fn is None else loss_fn
+    device = device_of(model)
+    was = model.training
     model.eval()
     total = correct = 0
     loss_sum = 0.0
-    for xb, yb in loader:
-        xb, yb = xb.to(device), yb.to(device)
-        out = model(xb)
-        loss_sum += float(loss_fn(out, yb)) * len(yb)
-        correct += int((out.argmax(dim=1) == yb).sum())
-        total += len(yb)
+    try:
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            out = model(xb)
+            loss_sum += float(loss_fn(out, yb)) * len(yb)
+            correct += int((out.argmax(dim=1) == yb).sum())
+            total += len(yb)
+    finally:
+        model.train(was)
     if total == 0:
         raise ValueError("evaluate needs a loader with at least one example.")
     return loss_sum / total, correct / total
@@ -93,21 +177,19 @@ test_report.__test__ = False  # not a pytest test, whatever its name
 
 
 def clip_gradients_(parameters, clip_value: float | None = None, clip_norm: float | None = None) -> float:
-    """Clip gradients in place; return the total L2 norm ||g|| = sqrt(sum_i g_i^2) before clipping.
+    """Clip gradients in place; return the total L2 norm ||g|| = sqrt(sum_i g_i^2) before clipping
+    (computed in float64, so that it does not itself overflow).
 
     by value:  g_i <- max(-c, min(c, g_i))      (each component; the direction changes)
-    by norm:   g <- g * m / ||g||  if ||g|| > m  (the whole vector; the direction is kept)
-    """
+    by norm:   g <- g * m / ||g||  if ||g|| > m  (the whole vector; the direction is kept)"""
+    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm)):
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number or None, got {v!r}.")
     params = [p for p in parameters if p.grad is not None]
-    if clip_value is not None:
-        if not clip_value > 0:
-            raise ValueError(f"clip_value must be a positive number, got {clip_value!r}.")
-    if clip_norm is not None and not clip_norm > 0:
-        raise ValueError(f"clip_norm must be a positive number, got {clip_norm!r}.")
     if not params:
         return 0.0
-    norms = [torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64) for p in params]  # no overflow
-    norm = torch.linalg.vector_norm(torch.stack(norms))
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach(), dtype=torch.float64)
+                                                 for p in params]))  # fmt: skip
     if clip_value is not None:
         nn.utils.clip_grad_value_(params, clip_value)
     if clip_norm is not None:
@@ -115,368 +197,244 @@ def clip_gradients_(parameters, clip_value: float | None = None, clip_norm: floa
     return float(norm)
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+def plateau(factor: float = 0.1, patience: int = 1, threshold: float = 1e-4) -> Callable:
+    """A scheduler factory for :func:`fit`: ``ReduceLROnPlateau`` on the validation loss (lr <- factor * lr
+    when the loss has not improved by ``threshold`` (relative) for ``patience`` evaluations)."""
+    return lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=factor,
+                                                                  patience=patience, threshold=threshold)  # fmt: skip
 
 
-def rng_state(loader=None) -> dict:
-    """Every random number generator a run uses, as tensors and plain values (``weights_only``-safe):
-    torch CPU (and CUDA), NumPy, Python's ``random`` and the loader's own generator if it has one."""
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},  # fmt: skip
-        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    gen = getattr(loader, "generator", None)
-    if isinstance(gen, torch.Generator):
-        state["loader"] = gen.get_state()
-    return state
+def _weighted_index(model: nn.Module, layer: str) -> tuple[int, int]:
+    """(k, L): ``layer`` is at or after the k-th of the model's L weighted layers (forward order)."""
+    k = total = 0
+    for n, m in model.named_modules():
+        if isinstance(m, WEIGHTED):
+            total += 1
+        if n == layer:
+            k = total
+    return k, total
 
 
-def set_rng_state(state: dict, loader=None) -> None:
-    """Restore what :func:`rng_state` saved."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"].tolist()), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    gen = getattr(loader, "generator", None)
-    if "loader" in state and isinstance(gen, torch.Generator):
-        gen.set_state(state["loader"])
-
-
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------------
-def save_checkpoint(path, model, optimizer=None, scheduler=None, epoch: int = 0, history: dict | None = None,
-                    loader=None) -> Path:  # fmt: skip
-    """Write a checkpoint atomically: ``torch.save`` to a temporary file in the same folder, flush it to
-    disk, then ``os.replace`` it over ``path`` (atomic on POSIX and Windows).  A crash mid-write leaves
-    the previous checkpoint untouched.  Returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "model_class": type(model).__name__,
-        "epoch": int(epoch),
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": rng_state(loader),
-        "history": history or {},
-    }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return path
-
-
-def read_checkpoint(path) -> dict:
-    """Load a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary code runs), on the CPU."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: train without resume to start a new run.")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a torch file, unsafe content...
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
-            "Delete it, or resume from another file."
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} was not written by lecture_utils.train.save_checkpoint.")
-    return ckpt
-
-
-def _check_compatible(ckpt: dict, model: nn.Module, path) -> None:
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in ckpt["model"].items()}
-    problems = [f"missing {k}" for k in want if k not in got]
-    problems += [f"unexpected {k}" for k in got if k not in want]
-    problems += [f"{k}: {got[k]} in the file, {want[k]} in the model" for k in want if k in got and got[k] != want[k]]
-    if problems:
-        raise CheckpointError(
-            f"{path} holds a different model ({ckpt.get('model_class')}) than the one given "
-            f"({type(model).__name__}): {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. "
-            "Nothing was loaded."
-        )
-
-
-def load_checkpoint(path, model, optimizer=None, scheduler=None, loader=None, restore_rng: bool = True) -> dict:
-    """Restore model, optimizer, scheduler (and RNG states) from ``path``; return the checkpoint dict.
-
-    Everything is checked before anything is changed: a missing or corrupt file, or one written for a
-    different model, raises :class:`CheckpointError` and leaves model and optimizer as they were."""
-    ckpt = read_checkpoint(path)
-    _check_compatible(ckpt, model, path)
-    if optimizer is not None and ckpt["optimizer"] is not None:
-        saved = ckpt["optimizer"]["param_groups"]
-        ours = optimizer.state_dict()["param_groups"]
-        if [len(g["params"]) for g in saved] != [len(g["params"]) for g in ours]:
-            raise CheckpointError(f"{path}: the optimizer's parameter groups differ from the saved ones.")
-    model.load_state_dict(ckpt["model"])
-    if optimizer is not None and ckpt["optimizer"] is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None and ckpt["scheduler"] is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
-    if restore_rng:
-        set_rng_state(ckpt["rng"], loader)
-    return ckpt
-
-
-# ---------------------------------------------------------------------------------------------------
-# Divergence diagnosis
-# ---------------------------------------------------------------------------------------------------
-def _leaf(name: str, module: nn.Module) -> bool:
-    return next(module.children(), None) is None
-
-
-def _diagnose(model, xb, yb, loss_fn) -> tuple[str, str | None]:
-    """Re-run the failing batch (weights not yet updated) under a Probe on every leaf module."""
-    found = probes.locate_nonfinite(model, xb, yb, loss_fn, select=_leaf)
-    return found if found is not None else ("loss", None)
-
-
-def _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss, grad_norm, history) -> DivergenceError:
-    kind, layer = _diagnose(model, xb, yb, loss_fn)
-    if layer is None:
-        where = "every layer's activation and gradient is finite; the loss itself is not"
+def _diverged(fit: Fit, xb, yb, what: str) -> DivergenceError:
+    found = probes.locate_nonfinite(fit.model, xb, yb, fit.loss_fn, select=probes.leaves)
+    kind, layer = found if found is not None else ("loss", "")
+    index, of = _weighted_index(fit.model, layer) if layer else (0, 0)
+    fit.run.nonfinite = {"step": fit.step, "kind": kind, "layer": layer, "index": index, "of": of}
+    if kind == "input":
+        where, advice = "the input batch itself holds NaN or inf", "Check the data (a corrupt image, a division by 0)."
+    elif kind == "loss":
+        where = "every layer's output and gradient is finite; the loss itself is not"
+        advice = "Check the loss function and the labels."
     else:
-        module = dict(model.named_modules())[layer]
-        where = f"first non-finite {kind}: layer '{layer}' ({type(module).__name__})"
-    what = f"loss = {loss:.4g}" + (f", gradient norm = {grad_norm:.4g}" if grad_norm is not None else "")
-    return DivergenceError(
-        f"training diverged at step {step} (epoch {epoch}, batch {batch}/{n_batches}): {what}; {where}. "
-        "Try a smaller learning rate, gradient clipping (clip_norm= or clip_value=), "
-        "a better-scaled initialization, or BatchNorm.",
-        step, epoch, kind, layer, history,
-    )  # fmt: skip
+        module = dict(fit.model.named_modules())[layer]
+        where = f"first non-finite {kind}: layer '{layer}' ({type(module).__name__}, weighted layer {index} of {of})"
+        advice = ("Try a smaller learning rate, gradient clipping (clip_norm= or clip_value=), a better-scaled "
+                  "initialization, or BatchNorm.")  # fmt: skip
+    return DivergenceError(f"training diverged at step {fit.step} (epoch {fit.epoch}): {what}; {where}. {advice}",
+                           fit.run)  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------------
-# TensorBoard
-# ---------------------------------------------------------------------------------------------------
-def _log_histograms(writer, model, batch, epoch: int) -> None:
-    for name, p in model.named_parameters():
-        writer.add_histogram(f"weights/{name}", p.detach().cpu(), epoch)
-        if p.grad is not None:
-            writer.add_histogram(f"gradients/{name}", p.grad.detach().cpu(), epoch)
-    if batch is None:
-        return
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), Probe(model, select=_leaf, sample=20_000, backward=False) as probe:
-        model(batch)
-    model.train(was_training)
-    for name, stats in probe.forward.items():
-        if stats.sample is not None and stats.sample.numel():
-            writer.add_histogram(f"activations/{name}_{type(dict(model.named_modules())[name]).__name__}",
-                                 stats.sample, epoch)  # fmt: skip
+def _call(callbacks, event: str, fit: Fit) -> None:
+    for cb in callbacks:
+        method = getattr(cb, event, None)
+        if method is not None:
+            method(fit)
 
 
 # ---------------------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------------------
-def new_history() -> dict:
-    """Per-epoch lists (``epoch, train_loss, train_acc, val_loss, val_acc, lr``) and per-step lists
-    (``step_loss``, ``grad_norm`` before clipping)."""
-    return {k: [] for k in (*HISTORY_KEYS, "step_loss", "grad_norm")}
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None = None, steps: int | None = None,
+        lr: float = 0.01, momentum: float = 0.9, optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Callable | None = None, clip_value: float | None = None, clip_norm: float | None = None,
+        eval_every: int | None = None, callbacks: Iterable = (), on_divergence: str = "raise",
+        loss_fn: Callable | None = None, name: str = "", verbose: bool = False) -> Run:  # fmt: skip
+    """Train ``model`` for ``epochs`` passes over ``train_loader`` or for ``steps`` optimizer steps (give one);
+    return the :class:`Run`.  See the module docstring for what happens at every step.
+
+    ``scheduler``: a factory ``optimizer -> scheduler`` such as :func:`plateau`.  ``eval_every``: evaluate
+    every so many steps (default: at the end of every epoch; with ``steps``, a tenth of the budget, and at
+    step 0).  ``verbose``: print one line per evaluation."""
+    if (epochs is None) == (steps is None):
+        raise ValueError("give either epochs= (passes over the data) or steps= (a step budget), not both.")
+    budget = epochs if epochs is not None else steps
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ValueError(f"{'epochs' if epochs is not None else 'steps'} must be a positive integer, got {budget!r}.")
+    if optimizer is None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}.")
+    clip_gradients_([], clip_value, clip_norm)  # validates both
+    if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
+        raise ValueError(f"eval_every must be a positive number of steps or None, got {eval_every!r}.")
+    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+        raise ValueError("train_loader yields no batches (fewer examples than one batch with drop_last?): "
+                         "nothing to train on.")  # fmt: skip
+    if steps is not None and eval_every is None:
+        eval_every = max(1, steps // 10)
+    callbacks = list(callbacks)
+    opt = optimizer if optimizer is not None else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    state = Fit(model, opt, scheduler(opt) if scheduler is not None else None,
+                nn.functional.cross_entropy if loss_fn is None else loss_fn, train_loader, val_loader,
+                Run(name=name), device_of(model))  # fmt: skip
+    start = time.perf_counter()
+    _call(callbacks, "before_fit", state)  # a Checkpoint(resume=True) may restore step, epoch and run here
+    since = {"loss": 0.0, "correct": 0, "seen": 0}
+
+    def record_eval() -> None:
+        val_loss = val_acc = math.nan
+        if val_loader is not None:
+            val_loss, val_acc = evaluate(model, val_loader, state.loss_fn)
+        seen = max(since["seen"], 1)
+        state.run.evals.append({"step": state.step, "epoch": state.epoch,
+                                "train_loss": since["loss"] / seen if since["seen"] else math.nan,
+                                "train_acc": since["correct"] / seen if since["seen"] else math.nan,
+                                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
+        since.update(loss=0.0, correct=0, seen=0)
+        if isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and val_loader is not None:
+            state.scheduler.step(val_loss)
+            state.run.evals[-1]["lr"] = opt.param_groups[0]["lr"]
+        if verbose:
+            e = state.run.evals[-1]
+            print(f"{name + ': ' if name else ''}step {e['step']:>6} (epoch {e['epoch']}): train loss "
+                  f"{e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, val acc {e['val_acc']:.3f}, lr {e['lr']:.0e}")  # fmt: skip
+        _call(callbacks, "after_eval", state)
+
+    def done() -> bool:
+        return state.stop or (steps is not None and state.step >= steps)
+
+    try:
+        if steps is not None and state.step == 0:
+            record_eval()
+        while not done() and (epochs is None or state.epoch < epochs):
+            state.epoch += 1
+            model.train()
+            batches = 0
+            for xb, yb in train_loader:
+                batches += 1
+                state.step += 1
+                xb, yb = xb.to(state.device, non_blocking=True), yb.to(state.device, non_blocking=True)
+                _call(callbacks, "before_step", state)
+                out = model(xb)
+                loss = state.loss_fn(out, yb)
+                state.loss = loss.item()
+                if not math.isfinite(state.loss):
+                    state.run.step_loss.append(state.loss)
+                    err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}")
+                    if on_divergence == "raise":
+                        raise err
+                    return state.run
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
+                if not math.isfinite(norm):
+                    state.run.step_loss.append(state.loss)
+                    err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}, gradient norm = {norm:.4g}")
+                    if on_divergence == "raise":
+                        raise err
+                    return state.run
+                opt.step()
+                if state.scheduler is not None and not isinstance(state.scheduler,
+                                                                  torch.optim.lr_scheduler.ReduceLROnPlateau):  # fmt: skip
+                    state.scheduler.step()
+                state.run.step_loss.append(state.loss)
+                state.run.grad_norm.append(norm)
+                since["loss"] += state.loss * len(yb)
+                since["correct"] += int((out.argmax(dim=1) == yb).sum())
+                since["seen"] += len(yb)
+                _call(callbacks, "after_step", state)
+                if eval_every is not None and state.step % eval_every == 0:
+                    record_eval()
+                if done():
+                    break
+            if batches == 0:
+                raise ValueError("train_loader yielded no batches: nothing to train on.")
+            if eval_every is None:
+                record_eval()
+            _call(callbacks, "after_epoch", state)
+        if eval_every is not None and (not state.run.evals or state.run.evals[-1]["step"] != state.step):
+            record_eval()
+    finally:
+        state.run.seconds += time.perf_counter() - start
+        _call(callbacks, "after_fit", state)
+    return state.run
 
 
-def train(
-    model: nn.Module,
-    train_loader,
-    val_loader=None,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    loss_fn: Callable | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
-    patience: int = 1,
-    factor: float = 0.1,
-    clip_value: float | None = None,
-    clip_norm: float | None = None,
-    log_dir: str | Path | None = None,
-    histograms: bool = True,
-    checkpoint: str | Path | None = None,
-    resume: bool | str | Path = False,
-    progress: bool = True,
-    on_step: Callable[[int, nn.Module], None] | None = None,
-    desc: str = "",
-    device=None,
-) -> dict:
-    """Train ``model`` for ``epochs`` epochs; return the history (see :func:`new_history`).
+# ---------------------------------------------------------------------------------------------------
+# Callbacks
+# ---------------------------------------------------------------------------------------------------
+class Checkpoint:
+    """Save model, optimizer, scheduler, counters, the run so far and every random state (the loaders'
+    generators too) to ``path`` after every epoch (or every ``every`` steps), atomically.  With
+    ``resume=True`` and an existing file, :func:`fit` first restores all of it and continues where the
+    checkpoint left off: the result is bit-identical to an uninterrupted run (:mod:`lecture_utils.checkpoints`)."""
 
-    Optimizer: SGD(lr, momentum, weight_decay) unless ``optimizer`` is given.  Scheduler:
-    ReduceLROnPlateau(factor, patience) on the validation loss (needs ``val_loader``).  ``clip_value`` /
-    ``clip_norm``: gradient clipping (see :func:`clip_gradients_`).  ``log_dir``: TensorBoard logs.
-    ``checkpoint``: a file written after every epoch; ``resume=True`` continues from it (or from the
-    path given as ``resume``), restoring model, optimizer, scheduler, epoch and every RNG, so that the
-    result is bit-identical to an uninterrupted run.  ``on_step(step, model)`` is called after every
-    optimizer step.  Raises :class:`DivergenceError` on a non-finite loss or gradient.
-    """
-    from tqdm.auto import tqdm
+    def __init__(self, path: Path | str, resume: bool = False, every: int | None = None):
+        if every is not None and (not isinstance(every, int) or every < 1):
+            raise ValueError(f"every must be a positive number of steps or None, got {every!r}.")
+        self.path, self.resume, self.every = Path(path), resume, every
+        self.resumed_from: int | None = None
 
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
-    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm)):
-        if v is not None and not v > 0:
-            raise ValueError(f"{name} must be a positive number or None, got {v!r}.")
-    device = torch.device(device) if device is not None else _device_of(model)
-    model.to(device)
-    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    if optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    scheduler = (
-        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
-        if val_loader is not None
-        else None
-    )
-    history, start = new_history(), 0
-    if resume:
-        source = checkpoint if resume is True else resume
-        if source is None:
-            raise ValueError("resume=True needs checkpoint= (or pass the file to resume from as resume=).")
-        ckpt = load_checkpoint(source, model, optimizer, scheduler, loader=train_loader)
-        start, history = ckpt["epoch"], {**history, **ckpt["history"]}
-    if start >= epochs:
-        return history
+    def before_fit(self, fit: Fit) -> None:
+        checkpoints.check_writable(self.path)  # now, not after the first epoch
+        if self.resume and self.path.exists():
+            state = checkpoints.load(self.path, fit.model, fit.optimizer, fit.scheduler, fit.loaders)
+            fit.step, fit.epoch = state["step"], state["epoch"]
+            fit.run = Run.from_state(state["history"])
+            self.resumed_from = fit.epoch
 
-    writer = None
-    if log_dir is not None:
+    def _save(self, fit: Fit) -> None:
+        checkpoints.save(self.path, model=fit.model, optimizer=fit.optimizer, scheduler=fit.scheduler,
+                         epoch=fit.epoch, step=fit.step, history=fit.run.state(), loaders=fit.loaders)  # fmt: skip
+
+    def after_step(self, fit: Fit) -> None:
+        if self.every is not None and fit.step % self.every == 0:
+            self._save(fit)
+
+    def after_epoch(self, fit: Fit) -> None:
+        if self.every is None:
+            self._save(fit)
+
+
+class TensorBoard:
+    """Log to TensorBoard under ``log_dir`` (one directory per run): per step ``loss/train_step``; per
+    evaluation ``loss/train``, ``loss/validation``, ``accuracy/train``, ``accuracy/validation``, ``lr``; with
+    ``histograms`` the weights and gradients of every layer at each evaluation.  A new run (not resumed)
+    first empties ``log_dir``, so that running a notebook twice does not draw every curve twice."""
+
+    def __init__(self, log_dir: Path | str, histograms: bool = True):
+        self.log_dir, self.histograms = Path(log_dir), histograms
+        self.writer = None
+
+    def before_fit(self, fit: Fit) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(log_dir), purge_step=start + 1 if resume else None)
-    step = len(history["step_loss"])
-    n_batches = len(train_loader)
-    try:
-        for epoch in range(start + 1, epochs + 1):
-            model.train()
-            loss_sum, correct, seen = 0.0, 0, 0
-            bar = tqdm(train_loader, desc=f"{desc}epoch {epoch}/{epochs}", disable=not progress, leave=False)
-            for batch, (xb, yb) in enumerate(bar, start=1):
-                step += 1
-                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-                out = model(xb)
-                loss = loss_fn(out, yb)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    history["step_loss"].append(loss_value)
-                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, None,
-                                      history)  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
-                if not math.isfinite(grad_norm):
-                    raise _divergence(model, xb, yb, loss_fn, step, epoch, batch, n_batches, loss_value, grad_norm,
-                                      history)  # fmt: skip
-                optimizer.step()
-                history["step_loss"].append(loss_value)
-                history["grad_norm"].append(grad_norm)
-                loss_sum += loss_value * len(yb)
-                correct += int((out.argmax(dim=1) == yb).sum())
-                seen += len(yb)
-                if writer is not None:
-                    writer.add_scalar("loss/train_step", loss_value, step)
-                if progress and (batch % 20 == 0 or batch == n_batches):
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-                if on_step is not None:
-                    on_step(step, model)
-            bar.close()
-            train_loss, train_acc = loss_sum / max(seen, 1), correct / max(seen, 1)
-            val_loss = val_acc = math.nan
-            if val_loader is not None:
-                val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)
-                scheduler.step(val_loss)
-            lr_now = optimizer.param_groups[0]["lr"]
-            for key, value in zip(HISTORY_KEYS, (epoch, train_loss, train_acc, val_loss, val_acc, lr_now),
-                                  strict=True):  # fmt: skip
-                history[key].append(value)
-            if writer is not None:
-                writer.add_scalars("loss", {"train": train_loss, "validation": val_loss}, epoch)
-                writer.add_scalars("accuracy", {"train": train_acc, "validation": val_acc}, epoch)
-                writer.add_scalar("lr", lr_now, epoch)
-                if histograms:
-                    first = next(iter(val_loader))[0].to(device) if val_loader is not None else None
-                    _log_histograms(writer, model, first, epoch)
-                writer.flush()
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, loader=train_loader)
-    finally:
-        if writer is not None:
-            writer.close()
-    return history
+        resumed = fit.step > 0
+        if not resumed and self.log_dir.is_dir():
+            stray = [p for p in self.log_dir.rglob("*") if p.is_file() and "tfevents" not in p.name]
+            if stray:
+                raise ValueError(f"{self.log_dir} holds files that are not TensorBoard logs ({stray[0].name}, ...): "
+                                 "choose an empty or new log_dir.")  # fmt: skip
+            shutil.rmtree(self.log_dir)
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=fit.step + 1 if resumed else None)
 
+    def after_step(self, fit: Fit) -> None:
+        self.writer.add_scalar("loss/train_step", fit.loss, fit.step)
 
-# ---------------------------------------------------------------------------------------------------
-# Experiments of the lecture
-# ---------------------------------------------------------------------------------------------------
-@torch.no_grad()
-def input_percentiles(model: nn.Module, module: nn.Module, x: torch.Tensor, unit: int = 0,
-                      q=(15, 50, 85)) -> list[float]:  # fmt: skip
-    """Percentiles ``q`` of the input of ``module`` (e.g. the non-linearity after BatchNorm) at hidden
-    ``unit`` over the batch ``x``, computed as in training (BatchNorm normalizes with the batch's own
-    statistics); BatchNorm's running averages and the model's mode are restored afterwards.
-    Ioffe & Szegedy (2015), Figure 1(b, c): the {15, 50, 85}th percentiles of a sigmoid's input over training."""
-    seen = {}
-    handle = module.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].detach()))
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
-    was_training = model.training
-    try:
-        model.train()
-        model(x)
-    finally:
-        handle.remove()
-        model.train(was_training)
-        for name, b in model.named_buffers():
-            b.copy_(buffers[name])
-    values = seen["x"].reshape(len(x), -1)[:, unit].to(torch.float64)
-    return torch.quantile(values, torch.tensor(q, dtype=torch.float64, device=values.device) / 100).tolist()
+    def after_eval(self, fit: Fit) -> None:
+        e = fit.run.evals[-1]
+        for tag, key in (("loss/train", "train_loss"), ("loss/validation", "val_loss"),
+                         ("accuracy/train", "train_acc"), ("accuracy/validation", "val_acc"), ("lr", "lr")):  # fmt: skip
+            if math.isfinite(e[key]):
+                self.writer.add_scalar(tag, e[key], e["step"])
+        if self.histograms:
+            for n, p in fit.model.named_parameters():
+                self.writer.add_histogram(f"weights/{n}", p.detach().cpu(), e["step"])
+                if p.grad is not None:
+                    self.writer.add_histogram(f"gradients/{n}", p.grad.detach().cpu(), e["step"])
+        self.writer.flush()
 
-
-class PercentileRecorder:
-    """An ``on_step`` callback recording :func:`input_percentiles` every ``every`` steps:
-    ``steps`` and ``values`` (one [p15, p50, p85] list per record)."""
-
-    def __init__(self, module: nn.Module, x: torch.Tensor, unit: int = 0, every: int = 10, q=(15, 50, 85)):
-        self.module, self.x, self.unit, self.every, self.q = module, x, unit, every, q
-        self.steps: list[int] = []
-        self.values: list[list[float]] = []
-
-    def __call__(self, step: int, model: nn.Module) -> None:
-        if step == 1 or step % self.every == 0:
-            self.steps.append(step)
-            self.values.append(input_percentiles(model, self.module, self.x, self.unit, self.q))
-
-
-def init_normal_(model: nn.Module, var: float, head: bool = False) -> nn.Module:
-    """Set every Linear/Conv weight to N(0, var) (biases 0), except the last Linear (the classifier head)
-    unless ``head``; the lecture's "bad initializations" sigma^2 = 1e-4 and 1e2."""
-    if not var > 0:
-        raise ValueError(f"var must be a positive variance, got {var!r}.")
-    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
-    if not head:
-        layers = layers[:-1]
-    for m in layers:
-        init_tensor_(m.weight, "normal", std=math.sqrt(var))
-        if m.bias is not None:
-            with torch.no_grad():
-                m.bias.zero_()
-    return model
-
+    def after_fit(self, fit: Fit) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -1,4 +1,4 @@
-"""Monte Carlo checks of the identities behind the variance recurrences, and moments of activations.
+"""Monte Carlo checks of the identities behind the variance recurrences, and measured gains (notebooks 02-03).
 
 The identities (x, y random variables; Prince, Understanding Deep Learning, section 7.5;
 Glorot & Bengio 2010, section 4.2.1; He et al. 2015, section 2.2):
@@ -25,10 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-#: Activations known to :func:`activation_fn` (the names torch.nn.init.calculate_gain uses).
-GAIN_ACTIVATIONS = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "selu")
+from .init import activation_fn
 
 
 @dataclass(frozen=True)
@@ -114,25 +112,9 @@ def relu_moments(sigma: float = 1.0) -> dict[str, float]:
     }
 
 
-def activation_fn(name: str, param: float | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The elementwise function called ``name`` (one of :data:`GAIN_ACTIVATIONS`); ``param`` is the
-    leaky ReLU's negative slope (default 0.01, as in torch)."""
-    if name not in GAIN_ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}: choose one of {', '.join(GAIN_ACTIVATIONS)}.")
-    if name == "leaky_relu":
-        slope = 0.01 if param is None else float(param)
-        return lambda z: F.leaky_relu(z, slope)
-    return {
-        "linear": lambda z: z,
-        "relu": torch.relu,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "selu": torch.selu,
-    }[name]
-
-
 def second_moment(f: Callable | str, z: torch.Tensor, param: float | None = None) -> float:
-    """Monte Carlo E[f(z)^2] over the samples ``z``."""
+    """Monte Carlo E[f(z)^2] over the samples ``z``; ``f`` is a function or an activation name of
+    :mod:`lecture_utils.init` (``param``: the leaky ReLU's slope)."""
     fn = activation_fn(f, param) if isinstance(f, str) else f
     return fn(z).pow(2).mean().item()
 
@@ -145,7 +127,7 @@ def measured_gain(f: Callable | str, z: torch.Tensor, param: float | None = None
     return 1.0 / math.sqrt(second_moment(f, z, param))
 
 
-def deep_stack_variance(
+def deep_stack(
     f: Callable | str,
     gain: float,
     depth: int,
@@ -153,17 +135,28 @@ def deep_stack_variance(
     batch: int,
     generator: torch.Generator,
     param: float | None = None,
-) -> torch.Tensor:
-    """Measured Var[z_k], k = 0..depth, of a random stack z_k = W_k f(z_{k-1}) with W_k[i, j] ~ N(0, g^2 / width),
-    z_0 ~ N(0, 1) (``batch`` inputs of ``width`` features, float32): the gain keeps the variance when
-    the profile stays flat.  The infinite-width prediction is lecture_utils.theory.recurrence."""
+    dtype: torch.dtype = torch.float64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Measured (forward, backward) profiles of one random stack z_k = W_k f(z_{k-1}), W_k[i, j] ~ N(0, g^2 / width),
+    z_0 ~ N(0, 1) (``batch`` inputs of ``width`` features, in ``dtype``: float64 so that a vanishing
+    gradient is measured rather than flushed to 0), k = 0..depth.
+
+    forward[k] = E[z_k^2]; backward[k] = E[(dL/dz_k)^2] for L = sum(r * z_depth) with r ~ N(0, 1) drawn
+    independently of the network, so backward[depth] ~ 1 and backward[k] / backward[k + 1] estimates the
+    per-layer factor g^2 E[f'(z)^2] (:func:`lecture_utils.theory.backward_factor`).  The infinite-width
+    prediction of the forward profile is :func:`lecture_utils.theory.recurrence` (notebook 03)."""
     if depth < 1 or width < 1 or batch < 1:
         raise ValueError(f"need depth, width and batch >= 1; got {depth}, {width}, {batch}.")
     fn = activation_fn(f, param) if isinstance(f, str) else f
-    z = torch.randn(batch, width, generator=generator)
-    out = [z.pow(2).mean()]
+    z = torch.randn(batch, width, generator=generator, dtype=dtype).requires_grad_(True)
+    zs = [z]
     for _ in range(depth):
-        w = torch.randn(width, width, generator=generator) * (gain / math.sqrt(width))
+        w = torch.randn(width, width, generator=generator, dtype=dtype) * (gain / math.sqrt(width))
         z = fn(z) @ w.T
-        out.append(z.pow(2).mean())
-    return torch.stack(out).double()
+        z.retain_grad()
+        zs.append(z)
+    r = torch.randn(batch, width, generator=generator, dtype=dtype)
+    (z * r).sum().backward()
+    forward = torch.stack([t.detach().pow(2).mean() for t in zs]).double()
+    backward = torch.stack([t.grad.pow(2).mean() for t in zs]).double()
+    return forward, backward

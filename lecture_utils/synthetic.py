@@ -1,0 +1,157 @@
+"""Synthetic CIFAR-format data: what CI and offline runs use instead of CIFAR-10 (``LECTURE_SYNTHETIC=1``).
+
+The generator writes the official python format (pickled ``data_batch_1..5``, ``test_batch``, ``batches.meta``)
+plus a marker file ``SYNTHETIC.json``, under ``<LECTURE_DATA_DIR>/synthetic/cifar-10-batches-py/`` -- never
+next to a real download.  The images are learnable (a class pattern under nuisance and noise) but they are
+NOT CIFAR-10: every notebook's banner says so, and the lecture's text describes CIFAR-10.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.datasets import CIFAR10
+
+from . import config
+
+FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
+TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)
+TEST_FILES = tuple(name for name, _ in CIFAR10.test_list)
+META_FILE = CIFAR10.meta["filename"]
+#: The marker that says a folder holds generated data (read without unpickling anything).
+MARKER = "SYNTHETIC.json"
+VERSION = 2
+#: (training, test) images: the official sizes.
+SIZE = (50_000, 10_000)
+NOISE, NUISANCE, AMPLITUDE = 1.8, 0.2, (0.15, 0.55)
+#: The class names of the official release, in label order.
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+
+SYNTHETIC_CLASSES = tuple(f"synthetic-{c}" for c in CIFAR10_CLASSES)
+
+
+def _synthetic_world(seed: int, prototypes: int = 4, shift: int = 3):
+    """Per class ``prototypes`` smooth colour patterns, each at every (2 shift + 1)^2 translation;
+    shared nuisance patterns.  Returns (table (10, P*S, 3072), nuisance (16, 3072)), unit variance."""
+    g = torch.Generator().manual_seed(seed)
+    side = 32 + 2 * shift
+
+    def smooth(k: int, coarse: int) -> torch.Tensor:
+        z = torch.randn(k, 3, coarse, coarse, generator=g)
+        z = torch.nn.functional.interpolate(z, size=(side, side), mode="bicubic", align_corners=False)
+        return z
+
+    protos = smooth(10 * prototypes, 6)  # (10P, 3, side, side)
+    crops = [protos[:, :, dy : dy + 32, dx : dx + 32] for dy in range(2 * shift + 1) for dx in range(2 * shift + 1)]
+    table = torch.stack(crops, dim=1).reshape(10, prototypes * len(crops), 3 * 32 * 32)
+    table = (table - table.mean(dim=-1, keepdim=True)) / table.std(dim=-1, keepdim=True)
+    nuisance = smooth(16, 4)[:, :, :32, :32].reshape(16, -1)
+    nuisance = nuisance / nuisance.std(dim=-1, keepdim=True)
+    return table.numpy(), nuisance.numpy()
+
+
+def synthetic_images(n: int, seed: int, stream: int, world=None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic images (n, 3072) uint8 in CIFAR's channel-planar row layout, and balanced labels.
+
+    z = a * pattern[class, prototype, translation] + sum_k c_k nuisance_k + NOISE * eps, with
+    a ~ U(AMPLITUDE), c_k ~ N(0, NUISANCE^2) over 16 shared smooth patterns, eps ~ N(0, I) per pixel;
+    pixel = clip(120 + 40 z, 0, 255) (mean about 0.47, std about 0.28 of the range, like CIFAR-10).
+    The class signal is weak against nuisance and noise: the seed model learns it well above chance
+    (10%) but far from perfectly (about 50% from 10,000 images, 60-70% from 45,000, in 5 epochs).
+    Seeded (``stream`` picks an independent random stream) and vectorised.
+    """
+    table, nuisance = _synthetic_world(seed) if world is None else world
+    rng = np.random.default_rng([seed, stream])
+    labels = rng.permutation(np.arange(n) % 10)
+    which = rng.integers(0, table.shape[1], size=n)
+    amp = rng.uniform(*AMPLITUDE, size=(n, 1)).astype(np.float32)
+    coef = (NUISANCE * rng.standard_normal((n, nuisance.shape[0]))).astype(np.float32)
+    z = amp * table[labels, which]
+    z += coef @ nuisance
+    z += NOISE * rng.standard_normal(z.shape, dtype=np.float32)
+    z *= 40.0
+    z += 120.0
+    pixels = np.clip(z, 0, 255, out=z).astype(np.uint8)
+    return pixels, labels.astype(np.int64)
+
+
+def write_synthetic_cifar10(root: Path | str, n_train: int = 50_000, n_test: int = 10_000, seed: int = 0) -> Path:
+    """Write a synthetic data set in the official CIFAR-10 python format under ``root/cifar-10-batches-py``.
+
+    Five pickled ``data_batch_i`` (dicts with ``batch_label``, ``labels``, ``data`` (n, 3072) uint8 with
+    the R, G, B planes of each 32 x 32 image in row order, ``filenames``), one ``test_batch``,
+    ``batches.meta`` (``label_names``, ``num_cases_per_batch``, ``num_vis``) and ``SYNTHETIC.json``.
+    Written to a temporary folder and renamed into place, so an interrupted run leaves nothing half done.
+    Returns ``root``.
+    """
+    if n_train < 5 or n_train % 5 or n_test < 1:
+        raise ValueError(f"n_train must be a positive multiple of 5 and n_test positive, got {n_train}, {n_test}.")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    world = _synthetic_world(seed)
+    tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
+    try:
+        per = n_train // 5
+        batches = [(f"training batch {i + 1} of 5", name, per) for i, name in enumerate(TRAIN_FILES)]
+        batches.append(("testing batch 1 of 1", TEST_FILES[0], n_test))
+        for stream, (label, name, count) in enumerate(batches, start=1):
+            x, y = synthetic_images(count, seed, stream, world)  # one file at a time: bounded memory
+            entry = {"batch_label": label, "labels": y.tolist(), "data": x,
+                     "filenames": [f"synthetic_{name}_{i:05d}.png" for i in range(len(y))]}  # fmt: skip
+            with open(tmp / name, "wb") as f:
+                pickle.dump(entry, f, protocol=4)
+        meta = {"label_names": list(SYNTHETIC_CLASSES), "num_cases_per_batch": per, "num_vis": 3072}
+        with open(tmp / META_FILE, "wb") as f:
+            pickle.dump(meta, f, protocol=4)
+        record = {"version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}
+        (tmp / MARKER).write_text(json.dumps(record, sort_keys=True))
+        target = root / FOLDER
+        if target.exists():
+            shutil.rmtree(target)
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process finished first: keep its copy
+            if not _synthetic_matches(root, n_train, n_test, seed):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
+
+
+def is_synthetic(folder: Path | str) -> bool:
+    """True when ``folder`` (a ``cifar-10-batches-py``) was written by :func:`write_synthetic_cifar10`."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def _synthetic_matches(root: Path, n_train: int, n_test: int, seed: int) -> bool:
+    folder = Path(root) / FOLDER
+    if not all((folder / n).is_file() for n in (*TRAIN_FILES, *TEST_FILES, META_FILE)):
+        return False
+    try:
+        info = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return info == {"version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}
+
+
+def synthetic_root() -> Path:
+    """``<LECTURE_DATA_DIR>/synthetic``: generated data never lands next to a real download."""
+    return config.data_dir() / "synthetic"
+
+
+def ensure_synthetic(n_train: int = SIZE[0], n_test: int = SIZE[1], seed: int = 0) -> Path:
+    """The root of the synthetic data set, generated once (about ten seconds) and reused afterwards."""
+    root = synthetic_root()
+    if not _synthetic_matches(root, n_train, n_test, seed):
+        write_synthetic_cifar10(root, n_train, n_test, seed)
+    return root
