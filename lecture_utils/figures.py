@@ -66,7 +66,7 @@ def plot_variance(measured, theory=None, ax: Axes | None = None, label: str = "m
     """One measured per-layer curve (layers ``start``.., log scale) with, if given, the theory dashed over it."""
     ax = ax if ax is not None else new_axes()
     k = np.arange(start, start + len(measured))
-    (line,) = ax.plot(k, positive(measured), color=color, lw=1.8, label=label, **style)
+    (line,) = ax.plot(k, positive(measured), color=color, label=label, **{"lw": 1.8, **style})
     if theory is not None:
         ax.plot(k, positive(theory), "--", color=line.get_color(), lw=1.2, alpha=0.9)
     return finish(ax, title, "layer k", ylabel, logy=True, legend=False)

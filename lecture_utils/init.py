@@ -224,15 +224,14 @@ def apply_init(module: nn.Module, name: str, activation: str = "relu", slope: fl
                g: float | None = None, generator: torch.Generator | None = None,
                skip_last: bool = False) -> nn.Module:  # fmt: skip
     """Initialize ``module`` with the named initialization ``name`` (one of :data:`INITS`, see the module
-    docstring).  'default' leaves PyTorch's own init as the layers were built (calling it again would draw
-    new values).  ``g`` overrides the gain of 'orthogonal' (e.g. tanh at the edge of chaos: g = 1).
-    Returns the module."""
+    docstring).  'default' calls every layer's ``reset_parameters()`` (PyTorch's own init, drawn from the global
+    RNG).  ``g`` overrides the gain of 'orthogonal' (e.g. tanh at the edge of chaos: g = 1).  Returns the module."""
     if name not in INITS:
         raise ValueError(f"unknown initialization {name!r}: choose one of {', '.join(INITS)}.")
     check_activation(activation)
     scheme, std, uses_activation = INITS[name]
     if scheme == "default":
-        return module
+        return init_module_(module, "default", skip_last=skip_last)
     if scheme == "xavier_normal":
         nonlinearity = "linear"
     elif scheme == "he_normal":

@@ -62,6 +62,8 @@ def deep_mlp(depth: int, width: int, in_features: int | None = None, out_feature
     if out_features is not None:
         layers.append(("head", nn.Linear(fan, out_features, bias=bias)))
     model = nn.Sequential(OrderedDict(layers))
+    if init == "default":  # the layers were just built with PyTorch's default: keep those draws
+        return model
     return apply_init(model, init, activation, slope, g=g, generator=generator)
 
 
@@ -84,7 +86,8 @@ def deep_cnn(depth: int, channels: int, in_channels: int = 3, num_classes: int =
         layers.append((f"act{k}", activation_module(activation, slope)))
         c = channels
     layers += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("head", nn.Linear(c, num_classes))]
-    return apply_init(nn.Sequential(OrderedDict(layers)), init, activation, slope, generator=generator)
+    model = nn.Sequential(OrderedDict(layers))
+    return model if init == "default" else apply_init(model, init, activation, slope, generator=generator)
 
 
 #: Architectures of :func:`plain_net`.

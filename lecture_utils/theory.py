@@ -168,6 +168,9 @@ def fixed_point(activation: str, g: float, q0: float = 1.0, negative_slope: floa
     tanh with g = 5/3: q* = 1.18; sigmoid with g = 1: q* = 0.26 (Poole et al. 2016; notebook 03)."""
     check_activation(activation)
     check_variance("q0", q0)
+    if activation in ("linear", "relu", "leaky_relu"):  # q <- factor * q: no fixed point but 0, q0 or inf
+        factor = g * g * mean_square(activation, 1.0, negative_slope)
+        return float(q0) if abs(factor - 1.0) < 1e-9 else (0.0 if factor < 1.0 else math.inf)
     q = float(q0)
     for _ in range(iters):
         new = g * g * mean_square(activation, q, negative_slope)

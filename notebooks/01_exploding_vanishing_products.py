@@ -61,6 +61,10 @@ config.show_banner()
 # $10^{k}$ and for $a = 0.1$ they are $10^{-k}$: after 100 layers, $10^{\pm 100}$. Both are ordinary
 # numbers in `float64` but neither exists in `float32`. We compute the product one multiplication at a time,
 # as a network does.
+#
+# > **Predict, then run.** `float32` holds numbers up to about $3.4\cdot10^{38}$. For $a = 10$, at which $k$
+# > does $A^k x$ first contain `inf`? Is the first `NaN` at the same $k$, or later? And for $a = 0.1$: does
+# > $0.1^k$ become exactly 0 right after it drops below $10^{-38}$?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -73,6 +77,10 @@ for a in (10.0, 0.1):
               f"  first exact 0 at k = {N.first_layer(traj, 'zero')}")
 
 # %% [markdown]
+# *Answer.* `inf` at $k = 39$ ($10^{39} > 3.4\cdot10^{38}$), `NaN` one step later (section 3 says why), and for
+# $a = 0.1$ the first exact 0 comes at $k = 46$, eight layers after $10^{-38}$: the subnormal numbers of
+# section 2 fill the gap. `float64` holds all of it.
+#
 # ## 2. What a float can hold: `torch.finfo`
 #
 # A floating-point number is $\pm m \cdot 2^e$ with a fixed number of bits for the mantissa $m$ and the
@@ -157,6 +165,10 @@ assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / 
 # (Glorot & Bengio, 2010, §4.2.1; He et al., 2015, §2.2; Prince, 2023, §7.5). We pick $\sigma$ too large
 # ($g > 1$) and too small ($g < 1$), predict the first `float32` layer that overflows (some entry is `inf`)
 # or underflows (every entry is exactly 0), and measure it.
+#
+# > **Predict, then run.** With $D = 100$ and $\sigma = 0.5$, a linear layer multiplies the rms by
+# > $g = \sqrt{100 \cdot 0.25} = 5$ and a ReLU layer by $\sqrt{12.5} \approx 3.5$. Which of the two stacks
+# > overflows first, and roughly at which layer? (Use $k^\ast \approx \log(3.4\cdot10^{38}) / \log g$.)
 
 # %%
 D, DEPTH = 100, 100
@@ -252,6 +264,43 @@ for (activation, sigma), run in runs32.items():
     print(f"{activation:<10} {sigma:>5} {event:>9} {predicted:>15} {measured:>14}")
     assert abs(measured - predicted) <= 3
 print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].tolist() for c in CASES[1::2]])
+
+# %% [markdown]
+# ## Exercise: predict a failure before it happens
+#
+# A student builds a ReLU network of 200 layers of width $D = 256$ with weights $\mathcal N(0, \sigma^2)$,
+# $\sigma = 0.05$, and feeds it an input whose entries have rms 1.
+#
+# 1. Compute the per-layer growth factor $g$ of the rms (the formula of section 4).
+# 2. Compute the first layer $k$ at which, in `float32`, every entry has become exactly 0 (section 2: below
+#    half the smallest subnormal, $0.7\cdot10^{-45}$).
+#
+# Replace the `...` with code (plain arithmetic with `math.log`; the helper functions of `lecture_utils.numerics`
+# would give it away) and run the cell: it checks both numbers.
+
+# %%
+import math
+
+from lecture_utils.exercises import check
+
+g_exercise = ...  # TODO: the growth factor per layer
+k_exercise = ...  # TODO: the first layer where float32 rounds everything to exactly 0
+
+check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3,
+      hint="g = sqrt(D sigma^2 / 2) for ReLU")
+check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05, "relu"), "zero"), "first all-zero layer",
+      rtol=0, atol=0, hint="first k with g^k < smallest subnormal / 2, i.e. floor(log(tiny / 2) / log g) + 1")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution (run it to see the check pass; then measure it on a real stack)
+g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
+k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1
+check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3)
+check(k_exercise, N.predicted_layer(1.0, g_exercise, "zero"), "first all-zero layer", rtol=0, atol=0)
+gen = torch.Generator().manual_seed(0)
+measured = N.first_layer(N.stack_trajectory(N.random_weights(200, 256, 0.05, torch.float32, gen),
+                                            torch.randn(256, generator=gen), "relu", backward=False).outputs, "zero")
+print(f"predicted layer {k_exercise}, measured on one float32 stack: layer {measured} (section 4 lists why they differ)")
 
 # %% [markdown]
 # ## What to remember

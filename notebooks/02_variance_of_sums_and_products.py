@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from lecture_utils import config
-from lecture_utils import stats as S
+from lecture_utils import montecarlo as mc
 
 # %matplotlib inline
 
@@ -61,23 +61,30 @@ N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 #   = \mathrm{Var}[x] + \mathrm{Var}[y] + 2\,\mathrm{Cov}(x, y).$$
 # For independent $x, y$ the covariance is 0 and **variances add**. For correlated ones they do not: with
 # $y = \rho x + \sqrt{1-\rho^2}\,\varepsilon$ (unit variances, correlation $\rho$), $\mathrm{Var}[x+y] = 2 + 2\rho$.
+#
+# > **Predict, then run.** $x \sim \mathcal N(1, 2^2)$ and $y \sim \mathcal N(-3, 0.5^2)$ are independent.
+# > What is $\mathrm{Var}[x + y]$? Do the means matter? And if you forget the covariance of two variables with
+# > correlation 0.8, by how much is your answer off?
 
 # %%
 # NBVAL_CHECK_OUTPUT
-x = S.normal(N, gen, mean=1.0, std=2.0)
-y = S.normal(N, gen, mean=-3.0, std=0.5)
-u = S.normal(N, gen)
+x = mc.normal(N, gen, mean=1.0, std=2.0)
+y = mc.normal(N, gen, mean=-3.0, std=0.5)
+u = mc.normal(N, gen)
 rho = 0.8
-v = rho * u + math.sqrt(1 - rho**2) * S.normal(N, gen)  # correlated with u
+v = rho * u + math.sqrt(1 - rho**2) * mc.normal(N, gen)  # correlated with u
 checks = [
-    S.mc_check("Var[x+y], x,y independent", (x + y).var(), 2.0**2 + 0.5**2),
-    S.mc_check("Var[u+v], with 2 Cov", (u + v).var(), 1 + 1 + 2 * rho),
-    S.mc_check("Var[u+v], Cov ignored (wrong)", (u + v).var(), 1 + 1),
+    mc.mc_check("Var[x+y], x,y independent", (x + y).var(), 2.0**2 + 0.5**2),
+    mc.mc_check("Var[u+v], with 2 Cov", (u + v).var(), 1 + 1 + 2 * rho),
+    mc.mc_check("Var[u+v], Cov ignored (wrong)", (u + v).var(), 1 + 1),
 ]
-print(S.check_table(checks))
+print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.4
 
 # %% [markdown]
+# *Answer.* $4 + 0.25 = 4.25$: means shift a sum but do not change its spread. Forgetting $2\,\mathrm{Cov} = 1.6$
+# predicts 2 where the truth is 3.6 (the last row).
+#
 # ## 2. The mean of a product
 #
 # If $x$ and $y$ are independent their joint density factorizes, $p(x, y) = p(x)\,p(y)$, so
@@ -90,11 +97,11 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # NBVAL_CHECK_OUTPUT
 e = torch.empty(N, dtype=torch.float64).exponential_(0.5, generator=gen)  # mean 1/0.5 = 2, variance 4
 checks = [
-    S.mc_check("E[x e], independent", (x * e).mean(), 1.0 * 2.0),
-    S.mc_check("E[x x] = Var x + E[x]^2", (x * x).mean(), 4.0 + 1.0),
-    S.mc_check("E[x x] vs E[x]E[x] (wrong)", (x * x).mean(), 1.0 * 1.0),
+    mc.mc_check("E[x e], independent", (x * e).mean(), 1.0 * 2.0),
+    mc.mc_check("E[x x] = Var x + E[x]^2", (x * x).mean(), 4.0 + 1.0),
+    mc.mc_check("E[x x] vs E[x]E[x] (wrong)", (x * x).mean(), 1.0 * 1.0),
 ]
-print(S.check_table(checks))
+print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 1
 
 # %% [markdown]
@@ -115,17 +122,17 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 
 # %%
 # NBVAL_CHECK_OUTPUT
-a = S.normal(N, gen, std=2.0)  # zero mean, Var 4
-b = S.normal(N, gen, std=3.0)  # zero mean, Var 9
+a = mc.normal(N, gen, std=2.0)  # zero mean, Var 4
+b = mc.normal(N, gen, std=3.0)  # zero mean, Var 9
 general = 2.0**2 * 0.5**2 + 2.0**2 * (-3.0) ** 2 + 0.5**2 * 1.0**2  # x ~ N(1, 2^2), y ~ N(-3, 0.5^2)
 checks = [
-    S.mc_check("Var[ab], zero means", (a * b).var(), 4.0 * 9.0),
-    S.mc_check("Var[xy], general formula", (x * y).var(), general),
-    S.mc_check("Var[xy], Var x Var y (wrong)", (x * y).var(), 2.0**2 * 0.5**2),
-    S.mc_check("Var[a a] = 2 sigma^4", (a * a).var(), 2 * 4.0**2),
-    S.mc_check("Var[a a] vs sigma^4 (wrong)", (a * a).var(), 4.0**2),
+    mc.mc_check("Var[ab], zero means", (a * b).var(), 4.0 * 9.0),
+    mc.mc_check("Var[xy], general formula", (x * y).var(), general),
+    mc.mc_check("Var[xy], Var x Var y (wrong)", (x * y).var(), 2.0**2 * 0.5**2),
+    mc.mc_check("Var[a a] = 2 sigma^4", (a * a).var(), 2 * 4.0**2),
+    mc.mc_check("Var[a a] vs sigma^4 (wrong)", (a * a).var(), 4.0**2),
 ]
-print(S.check_table(checks))
+print(mc.check_table(checks))
 assert all(c.rel_err < 0.02 for c in checks[:2] + checks[3:4])
 assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 
@@ -144,22 +151,29 @@ assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 #
 # We draw $10^6$ units with $m = 20$ inputs each, once with Gaussian inputs $h = 2 z$ and once with
 # ReLU inputs $h = \mathrm{ReLU}(z)$, whose mean is not zero.
+#
+# > **Predict, then run.** $m = 20$, $\sigma_w = 0.3$, $h = \mathrm{ReLU}(z)$ with $z \sim \mathcal N(0,1)$:
+# > $\mathbb E[h^2] = 1/2$ and $\mathrm{Var}[h] = \tfrac12(1 - 1/\pi) \approx 0.34$. Which one gives the right
+# > $\mathrm{Var}[z]$: $20 \cdot 0.09 \cdot 0.5 = 0.9$ or $20 \cdot 0.09 \cdot 0.34 = 0.61$?
 
 # %%
 # NBVAL_CHECK_OUTPUT
 m, sigma_w = 20, 0.3
-s_gauss = S.sum_of_products(N, m, sigma_w, lambda z: 2.0 * z, gen)
-s_relu = S.sum_of_products(N, m, sigma_w, torch.relu, gen)
-relu = S.relu_moments(1.0)
+s_gauss = mc.sum_of_products(N, m, sigma_w, lambda z: 2.0 * z, gen)
+s_relu = mc.sum_of_products(N, m, sigma_w, torch.relu, gen)
+relu = mc.relu_moments(1.0)
 checks = [
-    S.mc_check("Var[sum w h], h = 2z", s_gauss.var(), m * sigma_w**2 * 2.0**2),
-    S.mc_check("Var[sum w h], h = relu(z): m s^2 E[h^2]", s_relu.var(), m * sigma_w**2 * relu["second"]),
-    S.mc_check("Var[sum w h], h = relu(z): m s^2 Var h (wrong)", s_relu.var(), m * sigma_w**2 * relu["var"]),
+    mc.mc_check("Var[sum w h], h = 2z", s_gauss.var(), m * sigma_w**2 * 2.0**2),
+    mc.mc_check("Var[sum w h], h = relu(z): m s^2 E[h^2]", s_relu.var(), m * sigma_w**2 * relu["second"]),
+    mc.mc_check("Var[sum w h], h = relu(z): m s^2 Var h (wrong)", s_relu.var(), m * sigma_w**2 * relu["var"]),
 ]
-print(S.check_table(checks))
+print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.3
 
 # %% [markdown]
+# *Answer.* 0.9: the weight has zero mean, so the input's **second moment** counts (step 3); the variance-only
+# formula predicts 0.61 (the last row).
+#
 # **When the terms are not independent** the variances no longer add: if the $m$ terms were all the same
 # product (perfectly correlated), $\mathrm{Var}[m\,wh] = m^2\sigma_w^2\sigma_h^2$, growing with $m^2$, not $m$.
 # Random independent weights are what make the sum grow like $m$ and make $\sigma_w^2 = 1/m$ the right scale.
@@ -185,6 +199,37 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
+# ## Exercise: a layer with a non-zero-mean weight
+#
+# Step 4 assumed zero-mean weights. Suppose a (badly initialized) layer draws $w_j \sim \mathcal N(\mu, \sigma_w^2)$
+# with $\mu = 0.05$, $\sigma_w = 0.3$, and its $m = 20$ inputs are $h_j = \mathrm{ReLU}(z_j)$, all independent.
+# Using steps 1 and 3 (each term $w_j h_j$ is a product of independent variables; the $m$ terms are independent),
+# write $\mathrm{Var}[\sum_j w_j h_j]$ as a number. The cell checks it against $10^6$ Monte Carlo samples.
+
+# %%
+from lecture_utils.exercises import check
+
+mu, sw, m_ex = 0.05, 0.3, 20
+relu = mc.relu_moments(1.0)  # "mean", "second" = E[h^2], "var"
+var_exercise = ...  # TODO: Var[sum_j w_j h_j], a formula in mu, sw, m_ex and relu["mean"], relu["var"]
+
+w = mu + sw * torch.randn(N, m_ex, generator=gen, dtype=torch.float64)
+h = torch.relu(torch.randn(N, m_ex, generator=gen, dtype=torch.float64))
+measured_var = (w * h).sum(dim=1).var().item()
+check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02,
+      hint="Var[wh] = Var w Var h + Var w E[h]^2 + Var h E[w]^2, then times m")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
+var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
+print(f"formula {var_exercise:.4f}, Monte Carlo {measured_var:.4f}")
+check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02)
+
+# %% [markdown]
+# The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$; worse, it adds a *common* shift $\mu \sum_j h_j$ to
+# every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
+# both, and every initialization in this lecture draws them.
+#
 # ## What to remember
 #
 # | identity | needs |

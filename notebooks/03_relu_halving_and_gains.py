@@ -24,7 +24,7 @@
 # for ReLU (it is exactly half of $\mathrm{Var}[z]$, hence He's factor 2), turns it into a **gain** $g$ with
 # $\mathrm{Var}[w] = g^2/\text{fan-in}$, and compares the gains PyTorch recommends
 # (`torch.nn.init.calculate_gain`) with measured ones: for ReLU, leaky ReLU and linear they are exact; for
-# tanh and sigmoid they are conventions.
+# tanh and sigmoid they are forward-pass conventions, and the backward pass tells a different story.
 
 # %%
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -43,12 +43,14 @@ import matplotlib.pyplot as plt
 import torch
 
 from lecture_utils import config, init, theory
-from lecture_utils import stats as S
+from lecture_utils import montecarlo as mc
+from lecture_utils.exercises import check, check_function
 
 # %matplotlib inline
 
 config.seed_everything(0)
 config.show_banner()
+config.small_layer_threads()  # small matrices: one CPU thread is as fast, and steady on a busy machine
 gen = torch.Generator().manual_seed(0)  # every random draw below comes from this generator
 N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 
@@ -64,22 +66,25 @@ N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 # $$\mathrm{Var}[\mathrm{ReLU}(z)] = \frac{\sigma^2}{2} - \frac{\sigma^2}{2\pi}
 #   = \frac{\sigma^2}{2}\Big(1 - \frac{1}{\pi}\Big) \approx 0.341\,\sigma^2.$$
 # The **second moment** (not the variance) is what the next layer sees (notebook 2, step 3), and it is
-# exactly half of the input's. To undo the halving, double the weight variance: $\mathrm{Var}[w] = 2/
+# exactly half of the input's.
+#
+# > **Predict, then run.** For $\sigma = 3$: what are $\mathbb E[\mathrm{ReLU}(z)]$, $\mathbb E[\mathrm{ReLU}(z)^2]$
+# > and $\mathrm{Var}[\mathrm{ReLU}(z)]$? (Scale the $\sigma = 1$ values: by $\sigma$ or by $\sigma^2$?) To undo the halving, double the weight variance: $\mathrm{Var}[w] = 2/
 # \text{fan-in}$, i.e. the **gain** $g = \sqrt 2$ (He et al., 2015, §2.2; Prince, 2023, §7.5.1).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 checks = []
 for sigma in (1.0, 3.0):
-    z = S.normal(N, gen, std=sigma)
+    z = mc.normal(N, gen, std=sigma)
     r = torch.relu(z)
-    theory_m = S.relu_moments(sigma)
+    theory_m = mc.relu_moments(sigma)
     checks += [
-        S.mc_check(f"sigma={sigma:g}: E[relu z]", r.mean(), theory_m["mean"]),
-        S.mc_check(f"sigma={sigma:g}: E[relu(z)^2]", r.pow(2).mean(), theory_m["second"]),
-        S.mc_check(f"sigma={sigma:g}: Var[relu z]", r.var(), theory_m["var"]),
+        mc.mc_check(f"sigma={sigma:g}: E[relu z]", r.mean(), theory_m["mean"]),
+        mc.mc_check(f"sigma={sigma:g}: E[relu(z)^2]", r.pow(2).mean(), theory_m["second"]),
+        mc.mc_check(f"sigma={sigma:g}: Var[relu z]", r.var(), theory_m["var"]),
     ]
-print(S.check_table(checks))
+print(mc.check_table(checks))
 assert all(c.rel_err < 0.01 for c in checks)
 
 # %% [markdown]
@@ -87,7 +92,7 @@ assert all(c.rel_err < 0.01 for c in checks)
 # the probability mass (and, by symmetry, half of $\mathbb E[z^2]$) is gone.
 
 # %%
-z = S.normal(N, gen)
+z = mc.normal(N, gen)
 r = torch.relu(z)
 fig, ax = plt.subplots(figsize=(7, 4))
 bins, width = torch.linspace(-4, 4, 81).numpy(), 0.1
@@ -112,25 +117,30 @@ plt.show()
 #
 # With $\mathrm{Var}[w] = g^2/\text{fan-in}$ and $z \sim \mathcal N(0,1)$, the next pre-activation has variance
 # $g^2\,\mathbb E[f(z)^2]$. It stays at 1 when
-# $$g_{\text{measured}} = \frac{1}{\sqrt{\mathbb E[f(z)^2]}},\qquad z \sim \mathcal N(0, 1).$$
+# $$g_{\text{forward}} = \frac{1}{\sqrt{\mathbb E[f(z)^2]}},\qquad z \sim \mathcal N(0, 1).$$
 # Exact values: linear 1; ReLU $\sqrt2$; leaky ReLU with slope $a$: $\mathbb E[f(z)^2] = (1 + a^2)/2$, so
 # $\sqrt{2/(1+a^2)}$. For tanh and sigmoid there is no closed form; we measure on $10^6$ samples and compare
 # with a deterministic quadrature (`lecture_utils.theory.mean_square`).
+#
+# > **Predict, then run.** torch recommends $5/3 \approx 1.67$ for tanh and 1 for sigmoid. tanh squashes its
+# > input, so $\mathbb E[\tanh(z)^2] < 1$: is the exact forward gain larger or smaller than 1? Is torch's 5/3 above
+# > or below it?
 
 # %%
 # NBVAL_CHECK_OUTPUT
-z = S.normal(N, gen)
+z = mc.normal(N, gen)
 rows = [("linear", None), ("relu", None), ("leaky_relu", 0.01), ("leaky_relu", 0.2), ("tanh", None),
         ("sigmoid", None)]
 print(f"{'activation':<16} {'torch':>7} {'init.gain':>9} {'measured':>9} {'quadrature':>10} {'measured/torch':>14}")
-measured_gains = {}
+measured_gains, exact_gains = {}, {}
 for name, param in rows:
     label = name if param is None else f"{name}({param:g})"
     torch_g = torch.nn.init.calculate_gain(name, param)
     ours = init.gain(name, param)
-    measured = S.measured_gain(name, z, param)
+    measured = mc.measured_gain(name, z, param)
     quad = 1 / math.sqrt(theory.mean_square(name, 1.0, 0.01 if param is None else param))
     measured_gains[label] = measured
+    exact_gains[label] = quad
     print(f"{label:<16} {torch_g:>7.3f} {ours:>9.3f} {measured:>9.3f} {quad:>10.3f} {measured / torch_g:>14.3f}")
     assert ours == torch_g
     assert abs(measured / quad - 1) < 0.01  # Monte Carlo agrees with the quadrature
@@ -138,68 +148,147 @@ for name, param in rows:
 # %% [markdown]
 # **ReLU, leaky ReLU and linear**: torch's gain is the exact one (ratio 1.000 up to Monte Carlo noise).
 #
-# **tanh** (torch: $5/3 \approx 1.667$; measured $\approx 1.59$): the exact gain for unit-variance inputs is
-# 1.59, and the 5/3 in torch is a **convention** (the documentation gives it without derivation). It does no
-# harm: tanh saturates, so the variance map $q \mapsto g^2\,\mathbb E[\tanh(\sqrt q\,u)^2]$ has a stable fixed
-# point, and with $g = 5/3$ a deep stack settles at $q^\ast \approx 1.18$ instead of 1. For $g \le 1$ the only
-# fixed point is 0: with Glorot's linear-regime argument ($\tanh'(0) = 1$, gain 1) the variance decays
-# slowly with depth.
+# **tanh** (torch $5/3$, exact forward gain 1.59) and **sigmoid** (torch 1, exact 1.85): the recommended values
+# are **conventions** (torch's documentation gives them without derivation). Neither is the exact forward gain,
+# and in the forward pass that does little harm: tanh and sigmoid saturate, so the variance map
+# $q \mapsto g^2\,\mathbb E[f(\sqrt q\,u)^2]$ has a stable **fixed point** $q^\ast$, and a deep stack settles there
+# instead of at 1 (with $g = 5/3$, tanh settles at $q^\ast \approx 1.18$; sigmoid with $g = 1$ at $0.26$).
 #
-# **sigmoid** (torch: 1; measured $\approx 1.85$): also a convention. The sigmoid's output has mean 1/2, so
-# $\mathbb E[\sigma(z)^2] \approx 0.29$ is mostly the squared mean; with $g = 1$ the pre-activation variance
-# settles at $q^\ast \approx 0.26$. (The linearization $\sigma'(0) = 1/4$ would even suggest a gain of 4.)
+# ## 3. The backward pass: the same gains, another factor
 #
-# Below, both effects are measured on a real random stack, 50 layers of width 256 with $W \sim \mathcal
-# N(0, g^2/256)$ (`lecture_utils.stats.deep_stack_variance`), against the infinite-width recurrence
-# (`lecture_utils.theory.recurrence`).
+# Going *down* one layer, back-propagation multiplies the gradient by $W^\top$ and by $f'(z)$ (notebook 1,
+# section 5), so with $\mathrm{Var}[w] = g^2/n$ (equal widths)
+# $$\mathrm{Var}\Big[\frac{\partial L}{\partial z_{k-1}}\Big] = \underbrace{g^2\,\mathbb E[f'(z)^2]}_{\chi}\;
+#   \mathrm{Var}\Big[\frac{\partial L}{\partial z_k}\Big],\qquad z \sim \mathcal N(0, q^\ast).$$
+# For ReLU $\mathbb E[f'^2] = 1/2$, so $\chi = g^2/2 = 1$ exactly when $g = \sqrt2$: **one gain serves both passes**.
+# For tanh and sigmoid the forward fixed point says nothing about $\chi$ (Poole et al. 2016 call it the
+# order-to-chaos parameter). `lecture_utils.theory.backward_factor` computes it by quadrature at $q^\ast$.
+#
+# > **Predict, then run.** With torch's gains, is $\chi$ above 1 (gradients explode with depth), below 1
+# > (they vanish), or 1? Hint for sigmoid: $\sigma'(z) = \sigma(z)(1-\sigma(z)) \le 1/4$ everywhere.
 
 # %%
-DEPTH, WIDTH, BATCH = 50, 256, config.pick(256, 1024)
-profiles, lines = {}, {}
-for name in ("relu", "tanh", "sigmoid"):
-    for kind, g in (("torch", init.gain(name)), ("measured", measured_gains[name])):
-        profiles[(name, kind)] = S.deep_stack_variance(name, g, DEPTH, WIDTH, BATCH, gen)
+# NBVAL_CHECK_OUTPUT
+GAINS = {"relu": {"torch = exact": init.gain("relu")},  # the gain to try per activation, by where it comes from
+         **{n: {"torch": init.gain(n), "forward-exact": exact_gains[n]} for n in ("tanh", "sigmoid")}}
+print(f"{'activation':<9} {'gain':>16}  {'fixed point q*':>14}  {'backward chi':>12}  {'chi^50':>9}")
+for name, gains in GAINS.items():
+    for kind, g in gains.items():
+        q = theory.fixed_point(name, g)
+        chi = theory.backward_factor(name, g, q)
+        print(f"{name:<9} {kind:>13} {g:.2f}  {q:>14.3g}  {chi:>12.3g}  {chi**50:>9.2g}")
+
+# %% [markdown]
+# *Answer.* tanh with $g = 5/3$: $\chi \approx 1.21$, so the gradient **grows** by about $1.21^{50} \approx
+# 10^4$ over 50 layers going down, while the forward pass sits quietly at its fixed point. Sigmoid with $g = 1$:
+# $\chi \approx 0.056$, the gradient **vanishes** by $10^{-63}$ over 50 layers; since $\sigma' \le 1/4$,
+# $\chi \le g^2/16 < 1$ for every gain below 4 (and even $g = 4$ gives only 0.40 at its fixed point). The
+# gains are forward-pass conventions: a stable forward variance does not make the backward pass stable.
+#
+# Both passes, measured on one random stack of 50 layers of width 256 with $W \sim \mathcal N(0, g^2/256)$
+# (`lecture_utils.montecarlo.deep_stack`, in float64 so that a vanishing gradient is measured, not flushed to 0),
+# against the infinite-width recurrence (`lecture_utils.theory.recurrence`) and $\chi^{49}$:
+
+# %%
+DEPTH, WIDTH, BATCH = 50, 256, config.pick(256, 512)
+stacks, lines = {}, {}
+for name, gains in GAINS.items():
+    for kind, g in gains.items():
+        stacks[(name, kind)] = mc.deep_stack(name, g, DEPTH, WIDTH, BATCH, gen)
         rec = theory.recurrence(DEPTH, WIDTH, g**2 / WIDTH, name, in_mean_square=theory.mean_square(name, 1.0))
         lines[(name, kind)] = [1.0, *rec.pre.tolist()]
 
 # %%
-# NBVAL_CHECK_OUTPUT
-print(f"{'activation':<8} {'gain':>14}  {'Var[z_50] theory':>16}  {'Var[z_50] measured':>18}")
-for (name, kind), prof in profiles.items():
-    g = init.gain(name) if kind == "torch" else measured_gains[name]
-    print(f"{name:<8} {kind:>8} {g:>5.3f}  {lines[(name, kind)][-1]:>16.3g}  {prof[-1].item():>18.2g}")
-    assert 0.5 < prof[-1].item() / lines[(name, kind)][-1] < 2  # one random network: see below
+print(f"{'activation':<8} {'gain':>19}  {'Var[z_50] theory':>16} {'measured':>9}   "
+      f"{'grad ratio layer 1/50: chi^49':>29} {'measured':>9}")
+spread = math.sqrt(theory.log_norm_spread(DEPTH, WIDTH))  # std of log Var for one ReLU network (notebook 4)
+for (name, kind), (fwd, bwd) in stacks.items():
+    g = GAINS[name][kind]
+    chi = theory.backward_factor(name, g)
+    ratio = (bwd[1] / bwd[-1]).item()
+    print(f"{name:<8} {kind:>13} {g:>5.3f}  {lines[(name, kind)][-1]:>16.3g} {fwd[-1].item():>9.2g}   "
+          f"{chi**49:>29.2g} {ratio:>9.2g}")
+    assert abs(math.log(fwd[-1].item() / lines[(name, kind)][-1])) < 3 * spread  # one random network: see below
+    assert 0.1 < ratio / chi**49 < 10  # the backward factor compounds as predicted
+tanh_ratio = (stacks[("tanh", "torch")][1][1] / stacks[("tanh", "torch")][1][-1]).item()
+assert tanh_ratio > 100 and (stacks[("sigmoid", "torch")][1][1] / stacks[("sigmoid", "torch")][1][-1]).item() < 1e-20
 
 # %%
-fig, ax = plt.subplots(figsize=(7.5, 4.5))
-for i, name in enumerate(("relu", "tanh", "sigmoid")):
-    for kind, style in (("torch", "-"), ("measured", "--")):
-        g = init.gain(name) if kind == "torch" else measured_gains[name]
-        ax.plot(profiles[(name, kind)].numpy(), style, color=f"C{i}", label=f"{name}, {kind} gain {g:.2f}")
-        ax.plot(lines[(name, kind)], ":", color="k", lw=0.8)
-ax.set(xlabel="layer k", ylabel=r"Var$[z_k]$", ylim=(0, 1.6),
-       title="Pre-activation variance per layer (dotted: infinite-width theory)")
-ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+for i, (name, gains) in enumerate(GAINS.items()):
+    for kind, style in zip(gains, ("-", "--"), strict=False):
+        g = gains[kind]
+        fwd, bwd = stacks[(name, kind)]
+        label = f"{name}, {kind} gain {g:.3f}"
+        axes[0].plot(fwd.numpy(), style, color=f"C{i}", label=label)
+        axes[0].plot(lines[(name, kind)], ":", color="k", lw=0.8)
+        axes[1].semilogy(bwd.numpy(), style, color=f"C{i}", label=label)
+axes[0].set(xlabel="layer k", ylabel=r"Var$[z_k]$", ylim=(0, 3.2), title="Forward: pre-activation variance (dotted: theory)")
+axes[1].set(xlabel="layer k", ylabel=r"$E[(\partial L/\partial z_k)^2]$",
+            title="Backward: gradient reaching layer k (read right to left)")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Two lessons in this table. First, tanh and sigmoid with torch's gains settle exactly where the theory
-# says, at their fixed points 1.18 and 0.26: stable and harmless, because what matters for deep stacks is that
-# the variance neither explodes nor vanishes, not that it equals 1. Second, for ReLU nothing saturates, so
-# **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt 2$, yet
-# $(1.412^2/2)^{50} \approx 0.88$. And one random network of width 256, even with the exact gain, ends
-# visibly away from 1 (by tens of percent, in either direction depending on the seed), because the
-# variance of a single network is a product of 50 random per-layer factors: a random walk in log scale whose
-# spread grows with depth and shrinks with width (notebook 4 looks at deeper stacks).
+# Read the right panel from layer 50 down to layer 1, the direction back-propagation travels: ReLU with
+# $\sqrt2$ stays level, tanh climbs by four orders of magnitude, sigmoid falls off the chart. On the left, the
+# forward variance of tanh and sigmoid settles at the fixed points 1.18 and 0.26 as predicted.
 #
+# For ReLU nothing saturates, so **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt2$,
+# yet over 50 layers:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g_mc = round(measured_gains["relu"], 3)
+print(f"({g_mc}^2 / 2)^50 = {(g_mc**2 / 2) ** 50:.3f}")
+
+# %% [markdown]
+# And one random network of width 256, even with the exact gain, ends visibly away from 1 (the ReLU curves on
+# the left wanders far from its dotted line; another seed ends below it): the variance of a single network is a
+# product of 50 random per-layer factors, a random walk in log scale whose standard deviation is about
+# $\sqrt{5L/n} \approx 1$ here (it grows with depth and shrinks with width; notebook 4 measures it).
+#
+# ## Exercise: the gain of a leaky ReLU
+#
+# Write `leaky_gain(a)`, the forward gain of a leaky ReLU $f(z) = \max(z, az)$ with slope $a$, using
+# $\mathbb E[f(z)^2]$ for $z \sim \mathcal N(0,1)$ (split the integral at 0, as for ReLU in section 1). Then give
+# its backward factor $\chi = g^2\,\mathbb E[f'(z)^2]$ for that gain: does the leaky ReLU need a different
+# gain for the backward pass?
+
+# %%
+def leaky_gain(a):
+    return ...  # TODO: the gain g with g^2 E[f(z)^2] = 1
+
+
+chi_leaky = ...  # TODO: g^2 E[f'(z)^2] for g = leaky_gain(a), any a
+
+check_function(leaky_gain, [((0.0,), math.sqrt(2)), ((0.2,), init.gain("leaky_relu", 0.2)), ((1.0,), 1.0)],
+               "leaky ReLU gain", rtol=1e-6, hint="E[f(z)^2] = (1 + a^2) / 2")
+check(chi_leaky, 1.0, "backward factor of the leaky ReLU at its gain", rtol=1e-6,
+      hint="E[f'(z)^2] = (1 + a^2) / 2 as well")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: E[f(z)^2] = 1/2 + a^2/2 (half the mass has slope 1, half slope a), and f'(z)^2 averages to the same,
+# so chi = g^2 (1 + a^2) / 2 = 1: for (leaky) ReLU one gain keeps both passes, unlike tanh and sigmoid.
+def leaky_gain(a):
+    return math.sqrt(2 / (1 + a**2))
+
+
+chi_leaky = leaky_gain(0.2) ** 2 * (1 + 0.2**2) / 2
+check_function(leaky_gain, [((0.0,), math.sqrt(2)), ((0.2,), init.gain("leaky_relu", 0.2)), ((1.0,), 1.0)],
+               "leaky ReLU gain", rtol=1e-6)
+check(chi_leaky, 1.0, "backward factor of the leaky ReLU at its gain", rtol=1e-6)
+
+# %% [markdown]
 # ## What to remember
 #
 # - For $z \sim \mathcal N(0,\sigma^2)$: $\mathbb E[\mathrm{ReLU}(z)^2] = \sigma^2/2$ and $\mathrm{Var}[\mathrm{ReLU}(z)]
 #   = \frac{\sigma^2}{2}(1 - \frac1\pi)$. The next layer sees the second moment, so ReLU halves the variance and
 #   the gain $\sqrt 2$ ($\mathrm{Var}[w] = 2/\text{fan-in}$, He initialization) restores it.
-# - Gain $g$ means $\mathrm{Var}[w] = g^2/\text{fan}$; the exact gain is $1/\sqrt{\mathbb E[f(z)^2]}$.
-#   torch's values are exact for linear, ReLU and leaky ReLU; for tanh (5/3 vs 1.59) and sigmoid (1 vs 1.85)
-#   they are conventions that still give a stable, non-vanishing variance.
+# - Gain $g$ means $\mathrm{Var}[w] = g^2/\text{fan}$. Forward, the exact gain is $1/\sqrt{\mathbb E[f(z)^2]}$;
+#   backward, the per-layer factor is $\chi = g^2\,\mathbb E[f'(z)^2]$. For ReLU and leaky ReLU one gain makes
+#   both 1. torch's tanh (5/3) and sigmoid (1) gains are forward-pass conventions: the forward variance settles
+#   at a fixed point, but the gradient grows ($\chi = 1.21$, tanh) or vanishes ($\chi = 0.056$, sigmoid) with depth.
 #
 # ## References
 #
@@ -210,4 +299,4 @@ plt.show()
 # - S. J. D. Prince (2023). *Understanding Deep Learning.* MIT Press. Chapter 7, §7.5.1.
 # - PyTorch documentation, `torch.nn.init.calculate_gain` (the table of recommended gains).
 # - B. Poole, S. Lahiri, M. Raghu, J. Sohl-Dickstein and S. Ganguli (2016). *Exponential expressivity in deep
-#   neural networks through transient chaos.* NeurIPS (the variance map and its fixed points).
+#   neural networks through transient chaos.* NeurIPS (the variance map, its fixed points and the factor $\chi$).

@@ -19,18 +19,20 @@
 # # 4. Xavier and He initialization
 #
 # Notebooks 1-3 gave us the pieces: a deep network is a long product (notebook 1), the variance of a sum
-# of $n$ independent products is $n\,\sigma_w^2\,\sigma_h^2$ (notebook 2), and ReLU halves the second
+# of $n$ independent products is $n\,\sigma_w^2\,\mathbb E[h^2]$ (notebook 2), and ReLU halves the second
 # moment (notebook 3). Put together they say **how large the initial weights must be** so that neither
 # the activations (forward) nor the gradients (backward) explode or vanish with depth.
 #
+# 0. Why the weights must be random at all: symmetry.
 # 1. The derivation: the forward condition (fan-in), the backward condition (fan-out), Glorot's
-#    compromise $2/(n_\text{in}+n_\text{out})$, He's $2/n_\text{in}$; normal vs uniform; fans of a Conv2d.
+#    compromise $2/(n_\text{in}+n_\text{out})$, He's $2/n_\text{in}$; normal vs uniform; variance vs standard
+#    deviation; fans of a Conv2d.
 # 2. Check: `lecture_utils.init` draws the same distributions as `torch.nn.init`.
-# 3. Prince's figure (*Understanding Deep Learning*, Fig. 7.7): 50 ReLU layers, five weight variances,
-#    forward and backward variance per layer against the theory $(D\sigma^2/2)^k$.
-# 4. The depth ladder: 2 layers to 1000 layers, five initializations, ReLU and tanh.
-# 5. Glorot & Bengio's histograms (their Figures 6 and 7) for a tanh network.
-# 6. An explorer with sliders.
+# 3. Prince's figure (*Understanding Deep Learning*, Fig. 7.7): 50 ReLU layers, five weight variances, the
+#    forward and backward pass written out, against the theory $(D\sigma^2/2)^k$.
+# 4. One network is not the average: the spread of the variance across random networks.
+#
+# Notebook 5 takes the same question to depths from 2 to 1000 layers.
 
 # %%
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -48,23 +50,62 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from IPython.display import display
 from torch import nn
 
-from lecture_utils import config, plots, theory
-from lecture_utils import experiments as ex
+from lecture_utils import config, figures, theory
 from lecture_utils import init as li
-from lecture_utils.explorer import VarianceExplorer, draw_profile
+from lecture_utils.exercises import check, check_function
 
 # %matplotlib inline
 
 config.show_banner()
 config.seed_everything(0)
-# The matrices here are small (width <= 1000): one thread is about as fast as several, and it does not
-# slow to a crawl when other programs share the CPU (as on CI runners and Colab).
-torch.set_num_threads(1)
+n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as fast, and steady on a busy machine
 
 # %% [markdown]
+# ## 0. Why random? Symmetry
+#
+# Why not start every weight at 0, or at one well-chosen constant? Take a 2-layer MLP whose first layer has
+# 16 hidden units, all with the same incoming weights. Every hidden unit computes the same function of the
+# input, receives the same gradient (the chain rule treats them alike), takes the same step, and stays the
+# same: the 16 units are one unit, copied. All-zero weights are worse: with ReLU the hidden units output 0,
+# so the first layer's gradient $\delta\,x^\top$ is zero and nothing below the last layer ever moves.
+# Random weights break the symmetry; the rest of this notebook is about *how large* they should be
+# (Goodfellow, Bengio & Courville, *Deep Learning*, §8.4; d2l §5.4).
+#
+# > **Predict, then run.** After 100 steps of SGD from constant weights 0.1, how many *different* rows (hidden
+# > units) does the first layer have? And from all-zero weights, how far has the first layer moved?
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def symmetric_run(value: float, steps: int = 100, seed: int = 0) -> tuple[int, float]:
+    """Train a 2-layer MLP (20 -> 16 -> 3) whose weights all start at ``value``; return the number of distinct
+    hidden units (rows of the first weight matrix) and how far the first layer moved."""
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(256, 20, generator=g), torch.randint(0, 3, (256,), generator=g)
+    net = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 3))
+    for p in net.parameters():
+        nn.init.constant_(p, value)
+    start = net[0].weight.detach().clone()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    w = net[0].weight.detach()
+    distinct = len(torch.unique(w.round(decimals=6), dim=0))
+    return distinct, float((w - start).norm())
+
+
+for value in (0.1, 0.0):
+    distinct, moved = symmetric_run(value)
+    print(f"all weights {value}: {distinct} distinct hidden unit(s) of 16, first layer moved by {moved:.3g}")
+assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
+
+# %% [markdown]
+# *Answer.* One: the 16 units moved (by a lot) but in lockstep. From zeros the first layer does not move at
+# all. With random weights every unit starts different and stays different.
+#
 # ## 1. The derivation
 #
 # Take one fully connected layer $z = W h + b$ with $n_\text{in}$ inputs and $n_\text{out}$ outputs,
@@ -105,6 +146,24 @@ torch.set_num_threads(1)
 # **Convolutions.** A `Conv2d` output sums over $C_\text{in}$ channels and a $k\times k$ window, so
 # $n_\text{in} = C_\text{in}k^2$ and, by the same argument backwards, $n_\text{out} = C_\text{out}k^2$
 # (the convention of `torch.nn.init`).
+
+# **Variance or standard deviation?** $\mathcal N(0, \sigma^2)$ names a **variance**, but `torch.normal(0, s)`,
+# `torch.randn(...) * s` and `nn.init.normal_(w, std=s)` take a **standard deviation** $s = \sqrt{\sigma^2}$.
+# Lecture notes often write He's rule as $\mathcal N(0, \sqrt{2/n})$ meaning the standard deviation; pass
+# `std=math.sqrt(2 / n)`, never `std=2 / n`. The slip is silent, and it compounds:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n = 256
+for label, std in (("std = sqrt(2/n)  (right)", math.sqrt(2 / n)), ("std = 2/n        (the slip)", 2 / n)):
+    w = nn.init.normal_(torch.empty(n, n), std=std, generator=torch.Generator().manual_seed(0))
+    factor = n * float(w.var()) / 2  # what one ReLU layer multiplies E[h^2] by (notebook 3)
+    print(f"{label}: Var[w] = {float(w.var()):.2e}, ReLU layer factor n Var[w] / 2 = {factor:.3f}, "
+          f"over 50 layers: {factor**50:.2g}")
+
+# %% [markdown]
+# The right call keeps the factor at 1; the slip (variance $4/n^2$ instead of $2/n$) multiplies the signal by
+# $2/n \approx 0.008$ per layer, $10^{-105}$ over 50 layers: a dead network that looks correctly initialized.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -173,244 +232,193 @@ for shape in [(1000, 1000), (512, 256, 3, 3)]:
 # %% [markdown]
 # ## 3. Prince's figure: 50 ReLU layers, five weight variances
 #
-# The set-up of *Understanding Deep Learning*, Figure 7.7 (Figure 7.4 in older drafts): 50 hidden ReLU layers
-# of $D = 100$ units, a 100-dimensional input $x \sim N(0, I)$, one output, target 0, least-squares loss,
-# zero biases, weights $N(0, \sigma^2)$ with $\sigma^2 \in \{0.001, 0.01, 0.02, 0.1, 1.0\}$.
-# He's value is $2/D = 0.02$.
+# The set-up of Prince, *Understanding Deep Learning* (MIT Press, 2023), Figure 7.7 (the lecture's source
+# notes call it "Figure 7.4"; in the 2023 edition cited here it is 7.7): 50 hidden ReLU layers of $D = 100$
+# units, a 100-dimensional input $x \sim \mathcal N(0, I)$, one output, target 0, least-squares loss
+# $L = \sum_i f(x_i)^2$, zero biases, weights $\mathcal N(0, \sigma^2)$ with
+# $\sigma^2 \in \{0.001, 0.01, 0.02, 0.1, 1.0\}$. He's value is $2/D = 0.02$.
 #
-# **Theory** (`lecture_utils.theory.recurrence`). With $E[x^2] = 1$ and $n_\text{in} = D$, the mean square of
-# the activations $h_k = \mathrm{ReLU}(z_k)$ is exactly
-# $$E[h_k^2] = \Big(\frac{D\sigma^2}{2}\Big)^k$$
-# (so $\operatorname{Var}[z_k] = 2(D\sigma^2/2)^k$ and $\operatorname{Var}[h_k] = (1 - 1/\pi)(D\sigma^2/2)^k$:
-# the same line, shifted), and the gradient with respect to $z_k$ grows by the same factor per layer
-# going *down*: $\operatorname{Var}[\partial L/\partial z_k] = (D\sigma^2/2)^{50-k}\,
-# \operatorname{Var}[\partial L/\partial z_{50}]$. We anchor the backward theory at the measured top layer.
+# **Theory** (`lecture_utils.theory.recurrence`). With $\mathbb E[x^2] = 1$ and $n_\text{in} = D$, the mean square
+# of the activations $h_k = \mathrm{ReLU}(z_k)$ is
+# $$\mathbb E[h_k^2] = \Big(\frac{D\sigma^2}{2}\Big)^k,$$
+# and the gradient with respect to $z_k$ grows by the same factor per layer going *down*:
+# $\operatorname{Var}[\partial L/\partial z_k] = (D\sigma^2/2)^{50-k}\,\operatorname{Var}[\partial L/\partial z_{50}]$.
 #
-# The run is in `float32`, as training is. $\sigma^2 = 1$ gives $50^{k}$, and $50^{50} \approx 9\cdot10^{84}$
-# does not exist in `float32` (max $3.4\cdot10^{38}$); $\sigma^2 = 0.001$ sends the gradients below the
-# smallest subnormal ($1.4\cdot10^{-45}$) to exact zero. The probe's finiteness flags report where; those
-# two runs are then **repeated in `float64`** so that their curves can be drawn (the legend marks them).
+# Here is the whole computation, forward and backward, written out the way UDL's notebook 7.2 does it: no
+# autograd, just the chain rule. The backward loop is the forward loop read in reverse, with $W_k^\top$ (as a
+# right-multiplication by $W_k$) and the ReLU's derivative, the 0/1 mask $[z_k > 0]$.
 
 # %%
-batch = config.pick(256, 1000)
-prince = ex.prince_figure(ex.PRINCE_SIGMA2, depth=50, width=100, batch=batch, seed=0)
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-plots.plot_profiles(
-    prince.plotted, "forward", ax=axes[0], title=r"(a) forward: $E[h_k^2]$, theory $(D\sigma^2/2)^k$ dashed"
-)
-plots.plot_profiles(
-    prince.plotted,
-    "backward",
-    ax=axes[1],
-    title=r"(b) backward: Var$[\partial L/\partial z_k]$, theory $\propto (D\sigma^2/2)^{50-k}$",
-)
-fig.suptitle("Prince, UDL Fig. 7.7: 50 ReLU layers of width 100, weights N(0, sigma^2), zero biases")
-plt.show()
+def prince_network(sigma2, seed=0, depth=50, width=100, batch=1000, dtype=torch.float32):
+    """Prince's Fig. 7.7 network, forward and backward by hand.  Returns E[h_k^2] and Var[dL/dz_k] for
+    k = 1..depth, and everything computed on the way (weights, z_k, dL/dz_k)."""
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)  # noqa: E731
+    x = draw(batch, width)
+    Ws = [draw(width, width) * math.sqrt(sigma2) for _ in range(depth)]  # N(0, sigma^2): std = sqrt(sigma^2)
+    w_out = draw(width, 1) * math.sqrt(sigma2)
+    h, zs, hs = x, [], []
+    for W in Ws:  # forward: z_k = W_k h_{k-1}, h_k = ReLU(z_k)   (one row per example)
+        z = h @ W.T
+        h = torch.relu(z)
+        zs.append(z)
+        hs.append(h)
+    f = h @ w_out  # the output; the target is 0 and L = sum_i f_i^2
+    dh = (2 * f) @ w_out.T  # dL/dh_depth
+    dzs = [None] * depth
+    for k in reversed(range(depth)):  # backward: dL/dz_k = [z_k > 0] * dL/dh_k,  dL/dh_{k-1} = W_k^T dL/dz_k
+        dzs[k] = dh * (zs[k] > 0)
+        dh = dzs[k] @ Ws[k]
+    forward = np.array([float(hk.double().pow(2).mean()) for hk in hs])
+    backward = np.array([float(d.double().var()) for d in dzs])
+    return {"forward": forward, "backward": backward, "x": x, "Ws": Ws, "w_out": w_out, "zs": zs, "dzs": dzs}
+
+
+# The hand-written backward pass is exactly what autograd computes (3 layers, float64):
+small = prince_network(0.2, depth=3, width=10, batch=8, dtype=torch.float64)
+h = small["x"].clone().requires_grad_(True)
+z_auto = []
+for W in small["Ws"]:
+    z = h @ W.T
+    z.retain_grad()
+    z_auto.append(z)
+    h = torch.relu(z)
+((h @ small["w_out"]) ** 2).sum().backward()
+assert all(torch.allclose(a.grad, b) for a, b in zip(z_auto, small["dzs"], strict=True))
+print("hand-written backward pass == autograd")
+
 
 # %% [markdown]
-# What float32 did, and how far the measured layer 50 is from the theory (ratio measured / theory; for the
-# gradient, the growth from layer 50 down to layer 1 measured / predicted):
+# > **Predict, then run.** In `float32` (max $3.4\cdot10^{38}$, smallest subnormal $1.4\cdot10^{-45}$), which of
+# > the five $\sigma^2$ survive 50 layers? For $\sigma^2 = 1$ the factor is $D\sigma^2/2 = 50$ per layer: at which
+# > layer does it overflow? For $\sigma^2 = 0.001$ the gradient shrinks by $0.05$ per layer going down: does it
+# > reach layer 1?
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'sigma^2':>7} {'D sigma^2/2':>11}  {'float32':<48} {'plotted':>8} {'fwd ratio':>9} {'bwd ratio':>9}")
-for s in ex.PRINCE_SIGMA2:
-    f32, p = prince.float32[s], prince.plotted[s]
-    if f32.nonfinite:
-        status = f"{f32.nonfinite[0]} inf/NaN from layer {f32.nonfinite[1]}"
-    elif f32.zero_grad:
-        status = f"gradient exactly 0 at layers 1..{f32.zero_grad} (underflow)"
+SIGMA2 = (0.001, 0.01, 0.02, 0.1, 1.0)
+print(f"{'sigma^2':>7} {'D sigma^2/2':>11}  float32, one network")
+for s2 in SIGMA2:
+    run = prince_network(s2, batch=config.pick(256, 1000))
+    zs, dzs = run["zs"], run["dzs"]
+    bad_fwd = next((k + 1 for k, z in enumerate(zs) if not torch.isfinite(z).all()), None)
+    zero_grad = [k + 1 for k, d in enumerate(dzs) if torch.isfinite(d).all() and (d == 0).all()]
+    if bad_fwd:
+        status = f"activations inf from layer {bad_fwd} (then NaN in the gradients)"
+    elif zero_grad:
+        status = f"gradients exactly 0 at layers 1..{max(zero_grad)} (underflow)"
     else:
-        status = "finite"
-    print(
-        f"{s:>7g} {theory.relu_growth(100, s):>11.3g}  {status:<48} {str(p.dtype)[6:]:>8} "
-        f"{p.forward_ratio():>9.3g} {p.backward_ratio():>9.3g}"
-    )
-assert prince.float32[1.0].nonfinite is not None and prince.float32[0.02].finite
+        status = "finite everywhere"
+    print(f"{s2:>7g} {theory.relu_growth(100, s2):>11.3g}  {status}")
 
 # %% [markdown]
-# **Reading the figure.** The slopes match the theory exactly: on a log scale every layer adds
-# $\log(D\sigma^2/2)$, from $\times 0.05$ per layer ($\sigma^2 = 0.001$) to $\times 50$ ($\sigma^2 = 1$). Only
-# He's $\sigma^2 = 0.02$ is flat, forwards *and* backwards. The gradient ratios are close to 1.
+# Two of the five runs break in `float32`. To draw every curve we compute in `float64` (max $1.8\cdot10^{308}$).
+# And since one network is one random draw (section 4 shows how much they differ), each curve is the
+# **median over 8 networks**: the typical network, not a lucky or unlucky one.
+
+# %%
+N_NETS = config.pick(4, 8)
+curves_f, curves_b = {}, {}
+for s2 in SIGMA2:
+    runs = [prince_network(s2, seed=s, batch=200, dtype=torch.float64) for s in range(N_NETS)]
+    fwd = np.median([r["forward"] for r in runs], axis=0)
+    bwd = np.median([r["backward"] for r in runs], axis=0)
+    pred = theory.recurrence(50, 100, s2, "relu")
+    label = rf"$\sigma^2$ = {s2:g} ($\times${theory.relu_growth(100, s2):g} per layer)"
+    curves_f[label] = (fwd, pred.post)
+    curves_b[label] = (bwd, pred.grad * bwd[-1] / pred.grad[-1])  # the backward theory is anchored at layer 50
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+figures.plot_profiles(curves_f, ax=axes[0], ylabel=r"$E[h_k^2]$", title=r"(a) forward: theory $(D\sigma^2/2)^k$")
+figures.plot_profiles(curves_b, ax=axes[1], ylabel=r"Var$[\partial L/\partial z_k]$",
+                      title=r"(b) backward: theory $\propto (D\sigma^2/2)^{50-k}$")
+fig.suptitle(f"Prince, UDL Fig. 7.7: 50 ReLU layers of width 100, median of {N_NETS} networks (float64)")
+plt.show()
+
+# %%
+he_f = curves_f[next(k for k in curves_f if "0.02" in k)][0]
+he_b = curves_b[next(k for k in curves_b if "0.02" in k)][0]
+print(f"He (sigma^2 = 0.02), median network: E[h_50^2] = {he_f[-1]:.2f} (theory 1), "
+      f"gradient layer 1 / layer 50 = {he_b[0] / he_b[-1]:.2f} (theory 1)")
+slopes = {s2: np.polyfit(np.arange(1, 51), np.log(curves_f[k][0]), 1)[0] for s2, k in zip(SIGMA2, curves_f, strict=True)}
+for s2, slope in slopes.items():
+    assert abs(slope - math.log(theory.relu_growth(100, s2))) < 0.05, (s2, slope)  # the slopes follow the theory
+
+# %% [markdown]
+# **Reading the figure.** On a log scale every layer adds $\log(D\sigma^2/2)$ to the curve, from
+# $\times 0.05$ per layer ($\sigma^2 = 0.001$) to $\times 50$ ($\sigma^2 = 1$): the measured slopes match the
+# theory (the cell above checks each to within 0.05 in $\log$ per layer). Only He's $\sigma^2 = 0.02$ is level,
+# forwards *and* backwards. The median He network still ends somewhat off the line; section 4 explains why.
 #
-# The forward ratio at layer 50 is the **same for every $\sigma^2$** and not 1. It is the same because the
-# five networks are one seeded draw of weights scaled by $\sigma$, and ReLU is positively homogeneous
-# ($\mathrm{ReLU}(cx) = c\,\mathrm{ReLU}(x)$): the five measured curves are exactly parallel. It is not 1
-# because the theory is the **average over random networks**, and one network of width 100 is not the
-# average: each layer multiplies the mean square by a random factor $\approx D\sigma^2/2 \cdot (1 \pm
-# O(1/\sqrt D))$, so its logarithm performs a random walk whose variance after $L$ layers is of order
-# $5L/D$ (Hanin & Rolnick 2018) -- here a factor of roughly $e^{\pm 1.6}$. Many networks show it:
+# ## 4. One network is not the average
+#
+# The theory is an **expectation over random networks**. One network of width $D$ multiplies the mean square
+# at every layer by a random factor $\approx D\sigma^2/2\cdot(1 \pm O(1/\sqrt D))$, so $\log \mathbb E[h_L^2]$
+# performs a random walk whose variance after $L$ layers is about $5L/D$ (Hanin & Rolnick 2018;
+# `theory.log_norm_spread`): here $5\cdot50/100 = 2.5$, a standard deviation of $e^{\pm 1.6}$. And since
+# $\mathbb E[\log r] < \log \mathbb E[r]$ (Jensen), the *typical* network sits *below* the theory line, by about
+# half that variance in log.
+#
+# > **Predict, then run.** For 40 He networks of width 100, is the median $E[h_{50}^2]$ above 1, below 1, or
+# > at 1? And the plain average over the 40 networks?
 
 # %%
 n_nets = config.pick(12, 40)
-runs = [ex.variance_profile(50, 100, 0.02, batch=64, seed=s) for s in range(n_nets)]
-ms = np.array([r.post_ms for r in runs])
-fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+ms = np.array([prince_network(0.02, seed=s, batch=64, dtype=torch.float64)["forward"] for s in range(n_nets)])
+k = np.arange(1, 51)
+fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
 for row in ms:
-    ax.plot(np.arange(1, 51), row, color="tab:blue", lw=0.6, alpha=0.4)
-ax.plot(np.arange(1, 51), ms.mean(axis=0), color="tab:blue", lw=2.2, label=f"mean over {n_nets} networks")
-ax.plot(np.arange(1, 51), np.exp(np.log(ms).mean(axis=0)), color="tab:orange", lw=2.2, label="geometric mean")
-ax.plot(np.arange(1, 51), runs[0].theory.post, "k--", label=r"theory $E[h_k^2] = 1$")
-ax.set(
-    yscale="log",
-    xlabel="layer k",
-    ylabel=r"$E[h_k^2]$",
-    title=rf"He init ($\sigma^2 = 0.02$), {n_nets} networks of width 100: the theory is their mean",
-)
-ax.legend()
+    ax.plot(k, row, color="tab:blue", lw=0.6, alpha=0.35)
+ax.plot(k, ms.mean(axis=0), color="tab:red", lw=2, label=f"mean of {n_nets} networks")
+ax.plot(k, np.median(ms, axis=0), color="tab:orange", lw=2.2, ls="--", label="median (the typical network)")
+ax.plot(k, np.ones(50), "k:", label=r"theory $E[h_k^2] = 1$")
+figures.finish(ax, rf"He init, {n_nets} networks of width 100: a random walk in log scale", "layer k",
+               r"$E[h_k^2]$", logy=True)
 plt.show()
 log_l50 = np.log(ms[:, -1])
-print(
-    f"layer 50: mean over networks / theory = {ms[:, -1].mean():.2f}, "
-    f"geometric mean = {np.exp(log_l50.mean()):.2f}, "
-    f"std of log = {log_l50.std():.2f} (5L/D = {5 * 50 / 100:.1f} -> sqrt {math.sqrt(2.5):.2f})"
-)
+spread = theory.log_norm_spread(50, 100)
+print(f"layer 50 over {n_nets} networks: mean {ms[:, -1].mean():.2f}, median {np.median(ms[:, -1]):.2f}, "
+      f"std of log {log_l50.std():.2f} (theory sqrt(5L/D) = {math.sqrt(spread):.2f}), "
+      f"mean of log {log_l50.mean():.2f} (theory -5L/(2D) = {-spread / 2:.2f})")
+assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 
 # %% [markdown]
-# ## 4. The depth ladder at initialization
+# *Answer.* The median network ends **below** 1, as Jensen's inequality says; the spread of $\log$ matches
+# $\sqrt{5L/D}$. The plain mean over 40 networks is dominated by a few lucky ones (the distribution is
+# log-normal, with a long upper tail), so it is a noisy estimate of the theory's value 1: it lands above or
+# below 1 depending on which networks were drawn. The theory is exact *on average over infinitely many
+# networks*; a single deep and narrow network drifts, and notebook 9 shows what that costs at 1000 layers.
 #
-# Now the same question for the networks of the lecture and for very deep ones: a 2-layer MLP, a 4-layer CNN
-# (3x3 convolutions, 16 channels), and MLPs with 100 and 1000 hidden layers (width 64, on flattened
-# 3x32x32 inputs, cross-entropy against random labels), each under
+# ## Exercise: write He's and Glorot's rules
 #
-# | name | weights | biases |
-# |---|---|---|
-# | default | PyTorch's `reset_parameters()`: $U[\pm 1/\sqrt{n_\text{in}}]$, Var $= 1/(3n_\text{in})$ | $U[\pm 1/\sqrt{n_\text{in}}]$ |
-# | N(0,1) | $N(0, 1)$ | 0 |
-# | N(0,0.01^2) | $N(0, 0.01^2)$ | 0 |
-# | xavier | $N(0, 2/(n_\text{in}+n_\text{out}))$ (gain 1, as in the paper) | 0 |
-# | he | $N(0, 2/n_\text{in})$ (as in the paper, also for tanh) | 0 |
-#
-# with ReLU and with tanh. The table gives the variance of the first and the last hidden layer's output
-# (before the activation) and of the gradient there; the ratios say how much the signal grew going forward
-# (last / first) and the gradient going backward (first / last). Everything runs in `float32`; `inf`, `0`
-# and `nan` are what `float32` produced (`nan`: $\infty - \infty$ or $0\cdot\infty$ after an overflow, or
-# $0/0$ in a ratio). The batch is small (quick mode: 16) but the depths are the real ones.
+# Write the standard deviation He initialization gives a layer with `fan_in` inputs, and the bound of
+# Glorot's uniform initialization. Remember: the functions return what you pass to `std=` or to `uniform_(-a, a)`.
 
 # %%
-ladder = ex.depth_ladder(batch=config.pick(16, 64), width=64, seed=0)
-f = ex.format_ratio
-print(
-    f"{'network':<13} {'init':<12} {'act first':>9} {'act last':>9} {'last/first':>10}   "
-    f"{'grad first':>10} {'grad last':>9} {'first/last':>10}"
-)
-for r in ladder:
-    print(
-        f"{r.arch + ' ' + r.activation:<13} {r.init:<12} {f(r.act_first):>9} {f(r.act_last):>9} "
-        f"{f(r.act_ratio):>10}   {f(r.grad_first):>10} {f(r.grad_last):>9} {f(r.grad_ratio):>10}"
-    )
+def he_std(fan_in):
+    return ...  # TODO: the standard deviation of N(0, 2 / fan_in)
 
-# %%
-fig, axes = plt.subplots(1, 2, figsize=(15, 5), layout="constrained")
-plots.plot_ladder(ladder, "act", ax=axes[0])
-plots.plot_ladder(ladder, "grad", ax=axes[1])
-fig.suptitle("Depth ladder at initialization: blue = vanishes, red = explodes, white = preserved")
-plt.show()
-rows = {(r.arch, r.activation, r.init): r for r in ladder}
-assert 0.3 < rows["mlp2", "relu", "he"].act_ratio < 3 and rows["mlp2", "relu", "N(0,1)"].act_ratio > 10
-assert not math.isfinite(rows["mlp1000", "relu", "N(0,1)"].act_ratio)  # overflow, reported as it is
 
-# %% [markdown]
-# **What the ladder shows.**
-# - **Shallow networks forgive almost anything**: at 2 layers even $N(0,1)$ only changes the variance by
-#   $\times 30$ (the per-layer factor $64/2$), and the CNN's factors are per-layer $C k^2 \sigma^2/2$.
-# - **$N(0,1)$ and $N(0, 0.01^2)$ are fixed scales**: with ReLU the variance is multiplied by $n\sigma^2/2 = 32$
-#   or $0.0032$ per layer; `float32` overflows to `inf` (then `nan`) or underflows to exact `0` within tens
-#   of layers. With tanh, $N(0,1)$ *saturates* instead: activations stay bounded, but the back-propagated
-#   gradient is multiplied by $n\sigma^2 E[\tanh'^2] > 1$ and explodes.
-# - **PyTorch's default** is Glorot's "standard" $1/(3n)$: the ReLU signal shrinks by $1/6$ per layer
-#   until the random biases (variance $1/(3n)$ too) hold it at a small floor; the gradient vanishes.
-# - **Xavier is right for tanh and too small for ReLU** (a factor $1/2$ per layer: $2^{-100}$ at 100 layers);
-#   **He is right for ReLU** (ratios of order 1 at 2 and 4 layers). At 100 and 1000 layers of width 64
-#   even He drifts: the per-layer random factor of section 3 compounds ($5L/D = 78$ at $L = 1000$), so at
-#   that depth-to-width ratio no variance-matching initialization alone keeps the signal; that is what
-#   normalization layers and residual connections are for (later notebooks).
-# - With tanh, He's $2/n$ overshoots the linear regime ($\tanh' < 1$ keeps the forward pass bounded, but the
-#   gradient grows), and Xavier's $1/n$ decays slowly, like $1/k$, because $\tanh$ shrinks large inputs.
+def xavier_uniform_bound(fan_in, fan_out):
+    return ...  # TODO: a such that U[-a, a] has variance 2 / (fan_in + fan_out)
 
-# %% [markdown]
-# ## 5. Glorot & Bengio's histograms: "standard" against "normalized"
-#
-# Glorot & Bengio (2010) trained 5 hidden tanh layers of 1000 units and plotted, at initialization, the
-# distribution of the activations (their Figure 6) and of the back-propagated gradients $\partial L/\partial z_k$
-# (Figure 7) per layer, under
-# - the **standard** initialization $W_{ij} \sim U[-1/\sqrt n, 1/\sqrt n]$ (Var $= 1/(3n)$, PyTorch's
-#   default to this day), and
-# - their **normalized** initialization $U[\pm\sqrt{6/(n_\text{in}+n_\text{out})}]$ (Var $= 2/(n_\text{in}+n_\text{out})$).
-#
-# We use $N(0, 1)$ inputs with 1024 features and random labels over 6 classes instead of their Shapeset
-# images (`Probe(..., sample=20_000)` keeps 20 000 values per layer).
 
-# %%
-glorot = {name: ex.glorot_histograms(name, batch=config.pick(100, 500), seed=0) for name in ex.GLOROT_SCHEMES}
-# one gradient axis for both initializations (99.5% of the values of every layer inside it)
-lim = max(float(np.quantile(g.abs().numpy(), 0.995)) for run in glorot.values() for g in run.gradients)
-fig, axes = plt.subplots(2, 2, figsize=(12, 8), layout="constrained")
-for col, (name, run) in enumerate(glorot.items()):
-    plots.plot_layer_histograms(
-        run.activations,
-        ax=axes[0, col],
-        xlim=(-1, 1),
-        xlabel="tanh activation",
-        title=f"activations, {name} init (cf. G&B Fig. 6)",
-    )
-    plots.plot_layer_histograms(
-        run.gradients,
-        ax=axes[1, col],
-        xlabel=r"$\partial L/\partial z_k$",
-        xlim=(-lim, lim),
-        title=f"back-propagated gradients, {name} init (cf. G&B Fig. 7)",
-    )
-fig.suptitle("5 tanh layers of 1000 units at initialization (layer 1 dark, layer 5 light)")
-plt.show()
+check_function(he_std, [((100,), li.he_std(100)), ((3 * 3 * 64,), li.he_std(576))], "He's std", rtol=1e-6,
+               hint="a variance of 2/fan_in is a standard deviation of sqrt(2/fan_in)")
+check_function(xavier_uniform_bound, [((256, 256), li.xavier_bound(256, 256)), ((784, 10), li.xavier_bound(784, 10))],
+               "Glorot's uniform bound", rtol=1e-6, hint="U[-a, a] has variance a^2 / 3")
 
-# %%
-# NBVAL_CHECK_OUTPUT
-sigma2s = {"standard": 1 / (3 * 1000), "normalized": 2 / (1000 + 1000)}
-print(
-    f"{'init':<11} {'':<9} {'Var of tanh activations, layer 1..5':<40} {'Var dL/dz: layer 1 / layer 5':>28}"
-)
-for name, run in glorot.items():
-    # theory: the quadrature recurrence (the first layer's fan is 1024, not 1000: ~2% off there)
-    pred = theory.recurrence(5, 1000, sigma2s[name], "tanh", in_features=1024)
-    for label, act, grad in [("measured", run.act_var, run.grad_var), ("theory", pred.post, pred.grad)]:
-        print(f"{name:<11} {label:<9} {'  '.join(f'{v:.3f}' for v in act):<40} {grad[0] / grad[-1]:>28.3f}")
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def he_std(fan_in):
+    return math.sqrt(2.0 / fan_in)
 
-# %% [markdown]
-# With the **standard** initialization each layer multiplies the activation variance by about
-# $n\cdot\frac{1}{3n} = \frac13$ (tanh is nearly linear at these small values): the histograms of the upper
-# layers pile up at 0 -- Glorot & Bengio's observation that the peak at 0 grows with the layer. Backwards the
-# same factor $\frac13$ applies per layer (times $E[\tanh'^2] \le 1$), so the gradient reaching layer 1 is
-# less than $3^{-4} \approx 0.012$ of the one at layer 5 (0.007 in the table; the narrow dark curve). The **normalized** initialization keeps the activations of
-# order one and loses much less gradient (a factor of about 0.17 over four layers, not 1: the derivation
-# assumes tanh's linear regime, $\tanh' = 1$, while here $E[\tanh'(z)^2] \approx 0.5$-$0.7$ per layer).
-# The measured variances follow the quadrature recurrence of `lecture_utils.theory` closely (see the table).
 
-# %% [markdown]
-# ## 6. Explore: depth, width, $\sigma^2$, activation
-#
-# Move the sliders (in Jupyter or Colab): each change builds the network, runs a batch of 128 forward and
-# backward, and redraws measured (solid) and theory (dashed) in well under a second. Things to try: find
-# the $\sigma^2$ that keeps ReLU flat for width 50 and for width 400 (it is $2/D$); switch to tanh and find
-# where the forward pass stops shrinking ($\sigma^2 \approx 1/D$); make the network deep and narrow
-# (depth 100, width 20) and watch a single network wander away from the theory line.
+def xavier_uniform_bound(fan_in, fan_out):
+    return math.sqrt(3.0) * math.sqrt(2.0 / (fan_in + fan_out))  # = sqrt(6 / (fan_in + fan_out))
 
-# %%
-explorer = VarianceExplorer(depth=50, width=100, sigma2=0.02, activation="relu", batch=128, seed=0)
-display(explorer.widget)
-profile = explorer.update()  # what every slider change calls; run here once so the headless run checks it
-print(
-    f"{profile.activation}, depth {profile.depth}, width {profile.width}, sigma^2 {profile.sigma2:g}: "
-    f"E[h_L^2] measured / theory = {profile.forward_ratio():.2f}"
-)
 
-# %% [markdown]
-# In a static copy of this page (HTML, GitHub) the widget cannot run; this is what it draws at its
-# starting values:
-
-# %%
-fig = draw_profile(profile)
-plt.show()
+check_function(he_std, [((100,), li.he_std(100)), ((3 * 3 * 64,), li.he_std(576))], "He's std", rtol=1e-6)
+check_function(xavier_uniform_bound, [((256, 256), li.xavier_bound(256, 256)), ((784, 10), li.xavier_bound(784, 10))],
+               "Glorot's uniform bound", rtol=1e-6)
 
 # %% [markdown]
 # ## Summary
@@ -421,16 +429,19 @@ plt.show()
 # | Xavier / Glorot | $2/(n_\text{in}+n_\text{out})$ | compromise of both passes | $\sqrt{6/(n_\text{in}+n_\text{out})}$ |
 # | He / Kaiming | $2/n_\text{in}$ | ReLU activations (and gradients up to $n_\text{in}/n_\text{out}$) | $\sqrt{6/n_\text{in}}$ |
 #
-# For convolutions $n_\text{in} = C_\text{in}k^2$ and $n_\text{out} = C_\text{out}k^2$. The theory predicts
-# the *average* network exactly (the slopes in Prince's figure); a single deep and narrow network drifts by a
-# random factor that grows with depth / width.
+# For convolutions $n_\text{in} = C_\text{in}k^2$ and $n_\text{out} = C_\text{out}k^2$. $\mathcal N(0, \sigma^2)$ is
+# a variance: pass `std=math.sqrt(sigma2)`. Random weights break the symmetry between units; their scale decides
+# whether the signal survives depth. The theory predicts the *average* network exactly (the slopes in Prince's
+# figure); a single deep and narrow network drifts by a random factor that grows with depth / width.
 #
 # ## References
 # - X. Glorot and Y. Bengio, *Understanding the difficulty of training deep feedforward neural networks*,
-#   AISTATS 2010 (section 4.2, eq. 12 and 16, Figures 6 and 7).
+#   AISTATS 2010 (section 4.2, eq. 12 and 16).
 # - K. He, X. Zhang, S. Ren and J. Sun, *Delving Deep into Rectifiers: Surpassing Human-Level Performance on
 #   ImageNet Classification*, ICCV 2015 (section 2.2, eq. 10 and 14).
-# - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, chapter 7 (section 7.5 and Figure 7.7;
-#   Figure 7.4 in older drafts), <https://udlbook.github.io/udlbook/>.
+# - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, 2023, chapter 7 (section 7.5, Figure 7.7; the
+#   book's notebook 7.2 writes the backward pass by hand), <https://udlbook.github.io/udlbook/>.
+# - I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press, 2016, section 8.4 (breaking symmetry);
+#   A. Zhang et al., *Dive into Deep Learning*, section 5.4 (numerical stability and initialization).
 # - B. Hanin and D. Rolnick, *How to Start Training: The Effect of Initialization and Architecture*,
 #   NeurIPS 2018 (the fluctuations of a single finite-width network).
