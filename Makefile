@@ -5,7 +5,8 @@
 #   make assignments  build student notebooks and autograder archives under dist/assignments/
 #   make grade SUBMISSION=path.ipynb   grade one submission locally (no Docker)
 #   make bench        time the data pipelines side by side
-#   make sync         after editing a notebook's .py: update its .ipynb and re-run it in quick mode
+#   make sync         after editing a notebook's .py: update its .ipynb (cells only; outputs stay)
+#   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs (LECTURE_DATA_DIR=...)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +16,7 @@ STAMP := $(VENV)/.installed-stamp
 QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
-.PHONY: lab test lecture assignments grade bench sync colab clean
+.PHONY: lab test lecture outputs assignments grade bench sync colab clean
 
 # The venv is (re)built only when pyproject.toml changes: a second `make lab` does not reinstall.
 $(STAMP): pyproject.toml
@@ -44,14 +45,15 @@ grade: $(STAMP)
 bench: $(STAMP)
 	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
 
-# Edit the .py, then: pair it, and refresh the committed outputs (quick mode, as nbval checks them).
+# Edit the .py, then pair it: the .ipynb gets the new cells and keeps the outputs of unchanged ones.
 sync: $(STAMP)
 	$(PY) -m tools.colab --write $(NOTEBOOKS)
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
-	for nb in $(NOTEBOOKS:.py=.ipynb); do \
-	  $(QUICK_ENV) $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
-	$(PY) -m jupytext --sync $(NOTEBOOKS)
+
+# The committed outputs are a full-mode run on real CIFAR-10 (what a student gets); refuses quick or synthetic runs.
+#   make outputs LECTURE_DATA_DIR=/path/holding/cifar-10-batches-py [LECTURE_VERIFY_DATA=0] [NB=notebooks/07_...ipynb]
+outputs: $(STAMP)
+	$(PY) -m tools.outputs $(NB)
 
 colab: $(STAMP)
 	$(PY) -m tools.colab --write

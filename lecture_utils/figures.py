@@ -165,6 +165,7 @@ def plot_curves(runs: Mapping[str, Run], which: str = "loss", ax: Axes | None = 
     ``ymax`` caps the axis (a run that starts at 1e15 does not squash the others)."""
     ax = ax if ax is not None else new_axes()
     styles = styles or {}
+    lowest = math.inf
     for label, run in runs.items():
         if which == "loss":
             ys = np.array([v for v in run.step_loss if math.isfinite(v)])
@@ -174,12 +175,14 @@ def plot_curves(runs: Mapping[str, Run], which: str = "loss", ax: Axes | None = 
             xs = np.array(run.column(x), dtype=float)
             ys = np.array(run.column(which), dtype=float)
         (line,) = ax.plot(xs, ys, label=label + (" (diverged)" if run.diverged else ""), **styles.get(label, {}))
+        finite = ys[np.isfinite(ys) & (ys > 0)] if len(ys) else ys
+        lowest = min(lowest, float(finite.min())) if len(finite) else lowest
         if run.diverged and len(xs):
             ax.plot(xs[-1], ys[-1] if ymax is None else min(ys[-1], ymax), "x", color="red", ms=10, mew=2.5)
     if chance is not None:
         ax.axhline(chance, color="gray", lw=0.9, ls=":", label="chance")
     if ymax is not None:
-        ax.set_ylim(top=ymax)
+        ax.set_ylim(lowest * (0.8 if logy else 1.0) if math.isfinite(lowest) and lowest < ymax else None, ymax)
     ylabel = f"training loss (moving average of {window})" if which == "loss" else which.replace("_", " ")
     return finish(ax, title, "SGD step" if x == "step" or which == "loss" else x, ylabel, logy=logy)
 

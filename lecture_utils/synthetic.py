@@ -27,10 +27,13 @@ TEST_FILES = tuple(name for name, _ in CIFAR10.test_list)
 META_FILE = CIFAR10.meta["filename"]
 #: The marker that says a folder holds generated data (read without unpickling anything).
 MARKER = "SYNTHETIC.json"
-VERSION = 2
+VERSION = 3
 #: (training, test) images: the official sizes.
 SIZE = (50_000, 10_000)
-NOISE, NUISANCE, AMPLITUDE = 1.8, 0.2, (0.15, 0.55)
+#: Pixel noise, nuisance-pattern strength, class-pattern amplitude range and per-image brightness (see
+#: :func:`synthetic_images`); SCALE and OFFSET map the result to pixel values like CIFAR-10's.
+NOISE, NUISANCE, AMPLITUDE, BRIGHTNESS = 1.2, 0.5, (0.2, 0.6), 1.0
+SCALE, OFFSET = 24.5, 120.0
 #: The class names of the official release, in label order.
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -63,11 +66,13 @@ def _synthetic_world(seed: int, prototypes: int = 4, shift: int = 3):
 def synthetic_images(n: int, seed: int, stream: int, world=None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` synthetic images (n, 3072) uint8 in CIFAR's channel-planar row layout, and balanced labels.
 
-    z = a * pattern[class, prototype, translation] + sum_k c_k nuisance_k + NOISE * eps, with
-    a ~ U(AMPLITUDE), c_k ~ N(0, NUISANCE^2) over 16 shared smooth patterns, eps ~ N(0, I) per pixel;
-    pixel = clip(120 + 40 z, 0, 255) (mean about 0.47, std about 0.28 of the range, like CIFAR-10).
-    The class signal is weak against nuisance and noise: the seed model learns it well above chance
-    (10%) but far from perfectly (about 50% from 10,000 images, 60-70% from 45,000, in 5 epochs).
+    z = a * pattern[class, prototype, translation] + sum_k c_k nuisance_k + b + NOISE * eps, with
+    a ~ U(AMPLITUDE), c_k ~ N(0, NUISANCE^2) over 16 shared smooth patterns, a brightness b ~ N(0, BRIGHTNESS^2)
+    shared by all pixels of the image, eps ~ N(0, I) per pixel; pixel = clip(OFFSET + SCALE z, 0, 255) (mean about
+    0.47, std about 0.24 of the range, like CIFAR-10).  Like photographs, the pixels of one image are strongly
+    correlated (the brightness and the smooth patterns), which is what makes a deep linear network unstable at a
+    large learning rate on both data sets (notebook 7).  The class signal is weak against nuisance and noise: the
+    seed model learns it well above chance (10%) but far from perfectly.
     Seeded (``stream`` picks an independent random stream) and vectorised.
     """
     table, nuisance = _synthetic_world(seed) if world is None else world
@@ -79,8 +84,9 @@ def synthetic_images(n: int, seed: int, stream: int, world=None) -> tuple[np.nda
     z = amp * table[labels, which]
     z += coef @ nuisance
     z += NOISE * rng.standard_normal(z.shape, dtype=np.float32)
-    z *= 40.0
-    z += 120.0
+    z += BRIGHTNESS * rng.standard_normal((n, 1), dtype=np.float32)
+    z *= SCALE
+    z += OFFSET
     pixels = np.clip(z, 0, 255, out=z).astype(np.uint8)
     return pixels, labels.astype(np.int64)
 

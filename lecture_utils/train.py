@@ -18,8 +18,9 @@ checkpoint); :func:`fit` is that loop plus what you should not have to retype:
   first layer whose activation or gradient went non-finite (a :class:`~lecture_utils.probes.Probe` re-runs
   the batch), or says that the batch itself holds NaN/inf.  ``on_divergence="raise"`` raises
   :class:`DivergenceError`; ``"stop"`` returns the run with :attr:`Run.nonfinite` set.
-* Callbacks (fast.ai's idea, minimal): objects with any of ``before_fit``, ``before_step``, ``after_step``,
-  ``after_eval``, ``after_epoch``, ``after_fit``, each called with the :class:`Fit` state.  Here:
+* Callbacks (fast.ai's idea, minimal): objects with any of ``before_fit``, ``before_step``, ``after_backward``
+  (raw gradients, before clipping), ``after_step``, ``after_eval``, ``after_epoch``, ``after_fit``, each called
+  with the :class:`Fit` state.  Here:
   :class:`Checkpoint` (atomic save every epoch, resume bit-identically) and :class:`TensorBoard`; in
   :mod:`lecture_utils.probes`: ``PercentileRecorder`` and ``UpdateRatio``.
 * Bad input fails before anything is trained: a learning rate that is not a positive finite number, an
@@ -326,6 +327,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None =
                     return state.run
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                _call(callbacks, "after_backward", state)  # the raw gradients, before clipping
                 norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
                 if not math.isfinite(norm):
                     state.run.step_loss.append(state.loss)

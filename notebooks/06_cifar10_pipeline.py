@@ -14,9 +14,9 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/05_cifar10_pipeline.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/06_cifar10_pipeline.ipynb)
 #
-# # The CIFAR-10 pipeline
+# # 6. The CIFAR-10 pipeline
 #
 # The second half of the lecture trains on real images: CIFAR-10, 60,000 colour images of 32 × 32 pixels in
 # 10 classes (50,000 for training, 10,000 for testing). This notebook builds the input pipeline the way you
@@ -37,17 +37,17 @@ if "google.colab" in sys.modules:
     )
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
-from lecture_utils import bench, config, data, train_plots
+from lecture_utils import bench, config, data, figures
+from lecture_utils.exercises import check
 
-config.show_banner()
+config.show_banner(data.source_line())
 gen = config.seed_everything(0)
-DEVICE = config.DEVICE
-if config.quick() and DEVICE.type == "cpu":
-    torch.set_num_threads(1)  # CI's 2 shared cores: these small matrices gain nothing from a second thread
+DEVICE = config.device()
 
 # %% [markdown]
 # ## The PyTorch way
@@ -63,17 +63,18 @@ if config.quick() and DEVICE.type == "cpu":
 # loader = DataLoader(train_set, batch_size=64, shuffle=True)
 # ```
 #
-# `data.cifar10(split)` is exactly this, with the data folder from `LECTURE_DATA_DIR` (default `data/`), the
-# md5 check of the official files, and — with `LECTURE_SYNTHETIC=1` — generated files in the same format
-# (see `data/README.md`). Without the data and without a network it stops with one clear message saying
-# where to put the files.
+# `data.cifar10(split)` is exactly this, with the data folder from `LECTURE_DATA_DIR` (default `data/` next to
+# the notebooks, `./data` for an installed package), the md5 check of the official files, and, with
+# `LECTURE_SYNTHETIC=1`, generated files in the same format. Without the data and without a network it stops with
+# one message that says what to do. The files are read with a checked reader: a file that is not a CIFAR-10 batch
+# (truncated, wrong shape, labels outside 0-9, or a pickle that would run code) is refused and named.
 
 # %%
 root, official = data.resolve_root()
 full_train = data.cifar10_dataset(train=True)  # torchvision's CIFAR10: PIL images, no transform yet
 test_set = data.cifar10_dataset(train=False)
 classes = full_train.classes  # read from batches.meta
-print(f"files: {root / data.FOLDER} ({'the official release' if official else 'NOT the official release'})")
+print(f"files: {root / data.FOLDER} ({'the official release' if official else 'not the official release'})")
 print(f"{len(full_train)} training and {len(test_set)} test images")
 img, label = full_train[0]
 print(f"one item: a PIL image of size {img.size}, label {label} = {classes[label]!r}")
@@ -98,6 +99,9 @@ assert len(train_idx) + len(val_idx) == len(full_train) and not set(train_idx) &
 #   M_2 \leftarrow M_2 + M_{2,b} + \delta^2 \frac{n\, n_b}{n + n_b},\qquad \sigma = \sqrt{M_2 / n}.$$
 #
 # Only `ToTensor` (pixels to $[0, 1]$) here: we are computing the numbers `Normalize` will need.
+#
+# > **Predict, then run.** Natural photographs: is the mean pixel value (in $[0, 1]$) closer to 0.2, 0.5 or 0.8?
+# > Which channel, R, G or B, do you expect to be darkest on average in CIFAR-10's skies, animals and vehicles?
 
 # %%
 N_STATS = config.pick(5_000, len(full_train))
@@ -106,7 +110,6 @@ stats_loader = DataLoader(Subset(to_tensor, range(N_STATS)), batch_size=500, shu
 mean, std = data.channel_stats(stats_loader)  # float64, one batch in memory at a time
 
 # %%
-# NBVAL_CHECK_OUTPUT
 print(f"over {N_STATS} training images: mean {[round(v, 4) for v in mean.tolist()]}, "
       f"std {[round(v, 4) for v in std.tolist()]}")  # fmt: skip
 # The same numbers, exactly, from the 256-bin histogram of each uint8 channel:
@@ -117,10 +120,13 @@ if official and N_STATS == len(full_train):
     assert torch.allclose(mean, torch.tensor(data.CIFAR10_MEAN, dtype=torch.float64), atol=5e-4)
     assert torch.allclose(std, torch.tensor(data.CIFAR10_STD, dtype=torch.float64), atol=5e-4)
 else:
-    print("(the published CIFAR-10 values, (0.4914, 0.4822, 0.4465) / (0.2470, 0.2435, 0.2616),")
-    print(" are checked in full mode on the official release)")
+    print(f"published for the official release: mean {data.CIFAR10_MEAN}, std {data.CIFAR10_STD} "
+          "(checked against them in full mode when the files are the official ones)")
 
 # %% [markdown]
+# *Answer.* Close to 0.5 in every channel, and blue is the darkest channel on average (mean about 0.45 against
+# 0.49 for red). The standard deviations are about 0.25: a pixel spans roughly $0.5 \pm 2 \times 0.25$.
+#
 # ## Normalize, and check that it worked
 #
 # `data.normalization()` gives the published values for the official release, otherwise the statistics of
@@ -131,8 +137,8 @@ else:
 norm_mean, norm_std = data.normalization()
 train_set = data.cifar10("train")  # Compose([ToTensor(), Normalize(norm_mean, norm_std)])
 val_set = data.cifar10("val")
-check = DataLoader(Subset(train_set, range(min(N_STATS, len(train_set)))), batch_size=500, shuffle=False)
-m_norm, s_norm = data.channel_stats(check)
+check_loader = DataLoader(Subset(train_set, range(min(N_STATS, len(train_set)))), batch_size=500, shuffle=False)
+m_norm, s_norm = data.channel_stats(check_loader)
 print(f"normalized: mean {[round(v, 3) for v in m_norm.tolist()]}, std {[round(v, 3) for v in s_norm.tolist()]}")
 assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
 
@@ -140,7 +146,8 @@ assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
 loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=gen)
 xb, yb = next(iter(loader))
 print(f"a batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
-fig = train_plots.show_images(xb, yb, classes, n=16)
+fig = figures.show_images(xb, yb, classes, norm_mean, norm_std, n=16)
+plt.show()
 
 # %% [markdown]
 # ## The fast path
@@ -161,10 +168,13 @@ fast = data.TensorLoader(x_val, y_val, batch_size=64, shuffle=True, seed=0)
 print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len(x_val) - 64 * (len(fast) - 1)}")
 
 # %% [markdown]
-# How much faster? One epoch of the seed model (notebook 06) fed both ways. `python -m lecture_utils.bench`
-# (or `make bench`) does this for a full 45,000-image epoch and prints the speedup; here a shorter run.
+# How much faster? Training the seed model of notebook 7 fed both ways, measured as images per second.
+# `python -m lecture_utils.bench` (or `make bench`) does it for a full 45,000-image epoch; here a shorter run.
 # The `DataLoader` uses `num_workers=2`, what you would pick on a 2-core laptop or Colab. Timings depend on
 # the machine, so this cell's numbers are not checked.
+#
+# > **Predict, then run.** On a CPU, where the model's own matrix products take time too, will the in-memory
+# > path be about 1.5, 5 or 50 times faster?
 
 # %%
 N_BENCH = config.pick(3_000, None)
@@ -172,11 +182,54 @@ rates = {
     "DataLoader (ToTensor + Normalize per image)": bench.time_dataloader(DEVICE, workers=2, limit=N_BENCH),
     "in-memory tensors (TensorLoader)": bench.time_tensors(DEVICE, limit=N_BENCH),
 }
+speedup = rates["in-memory tensors (TensorLoader)"] / rates["DataLoader (ToTensor + Normalize per image)"]
 print({k: round(v) for k, v in rates.items()})
-print(f"speedup: {rates['in-memory tensors (TensorLoader)'] / rates['DataLoader (ToTensor + Normalize per image)']:.1f}x")
-fig = train_plots.plot_throughput(rates)
+print(f"speedup: {speedup:.1f}x")
+figures.plot_throughput(rates)
+plt.show()
 
 # %% [markdown]
+# *Answer.* Several times faster on this machine's CPU (read the printed speedup): the DataLoader spends most of
+# its time turning one image at a time into a PIL image and back, while the tensor path only indexes. The
+# gap is not larger because on a CPU the seed model's own matrix products (about 2 ms per batch of 64) take
+# a good part of each step. On a GPU the gap grows, since the images never leave the device and the
+# per-image Python work disappears entirely.
+#
 # The tensor path is what the rest of the lecture uses: `data.load_split_tensors(split, device)` and
-# `data.TensorLoader(x, y, batch_size, shuffle=True, seed=0)`. On a GPU the gap grows further, since the
-# images never leave the device and the per-image Python work disappears entirely.
+# `data.TensorLoader(x, y, batch_size, shuffle=True, seed=0)`.
+#
+# ## Exercise: merge two partial statistics
+#
+# The heart of `data.channel_stats` is the merge of two partial results. Write `merge(a, b)` that combines
+# $(n_a, m_a, M_{2,a})$ and $(n_b, m_b, M_{2,b})$ (count, mean, sum of squared deviations) into the triple for
+# the union, with Chan's update from the formula above. The cell checks it on the red channel of two halves
+# of 2,000 training images against the statistics of all of them.
+
+# %%
+def merge(a, b):
+    n_a, m_a, M2_a = a
+    n_b, m_b, M2_b = b
+    return ...  # TODO: (n, m, M2) of the union
+
+
+def triple(values):
+    return len(values), float(values.mean()), float(((values - values.mean()) ** 2).sum())
+
+
+red = torch.from_numpy(full_train.data[:2000, :, :, 0]).double().flatten() / 255  # (H, W, C) images: channel 0
+merged = merge(triple(red[:1000 * 1024]), triple(red[1000 * 1024:]))
+check(merged, triple(red), "Chan's merge", rtol=1e-9,
+      hint="delta = m_b - m_a; m = m_a + delta n_b / n; M2 = M2_a + M2_b + delta^2 n_a n_b / n")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def merge(a, b):
+    n_a, m_a, M2_a = a
+    n_b, m_b, M2_b = b
+    n = n_a + n_b
+    delta = m_b - m_a
+    return n, m_a + delta * n_b / n, M2_a + M2_b + delta**2 * n_a * n_b / n
+
+
+merged = merge(triple(red[:1000 * 1024]), triple(red[1000 * 1024:]))
+check(merged, triple(red), "Chan's merge", rtol=1e-9)
+print(f"red channel over 2,000 images: mean {merged[1]:.4f}, std {(merged[2] / merged[0]) ** 0.5:.4f}")

@@ -14,21 +14,22 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/06_batchnorm_training.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/07_batchnorm_training.ipynb)
 #
-# # The BatchNorm training run
+# # 7. The BatchNorm training run
 #
 # The first half of the lecture chose the initial weight variance so that the signal neither vanishes nor
 # explodes. This notebook trains a real network on CIFAR-10 and shows the *remedies* at work:
 #
-# * **Batch normalization** (Ioffe & Szegedy, 2015; Prince, *Understanding Deep Learning*, §11.4) renormalizes
-#   every pre-activation over the mini-batch, $\hat z = (z - \mu_B)/\sqrt{\sigma_B^2 + \epsilon}$, then
-#   rescales it, $y = \gamma \hat z + \beta$. It keeps each layer's input distribution fixed while training
-#   and makes the forward pass indifferent to the scale of the weights in front of it.
-# * **Gradient clipping** caps the size of a step when a gradient explodes.
-#
-# Along the way: a training loop with validation in `eval()` mode, a learning-rate schedule, TensorBoard,
-# checkpoints that survive a crash, and a clear error when training diverges.
+# 1. **Batch normalization** (Ioffe & Szegedy, 2015; Prince, *Understanding Deep Learning*, §11.4), written out in
+#    four lines and checked against `nn.BatchNorm1d`.
+# 2. **The training loop**, written out: SGD with momentum, `ReduceLROnPlateau`, a checkpoint every epoch, a crash,
+#    and a resume that continues exactly where the run stopped.
+# 3. What BatchNorm buys: a 50 times larger learning rate; what it does to a unit's input distribution (Ioffe &
+#    Szegedy's Figure 1) and why it helps (not quite the reason the paper gave); the rescue of a bad
+#    initialization; the `train()`/`eval()` pitfall.
+# 4. **Gradient clipping** as a guard against a burst of large gradients.
+# 5. TensorBoard, and the test result.
 
 # %%
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -43,34 +44,36 @@ if "google.colab" in sys.modules:
 # %%
 import copy
 import math
-import os
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from lecture_utils import config, data, models, train, train_plots
+from lecture_utils import checkpoints, config, data, figures, init, models, probes, train
+from lecture_utils.exercises import check
 
-config.show_banner()
+# %matplotlib inline
+
+config.show_banner(data.source_line())
 config.seed_everything(0)
-DEVICE = config.DEVICE
-if config.quick() and DEVICE.type == "cpu":
-    torch.set_num_threads(1)  # CI's 2 shared cores: these small matrices gain nothing from a second thread
+DEVICE = config.device()
+n_threads = config.small_layer_threads()  # a 100-unit hidden layer: one CPU thread is as fast as two
 
 # %% [markdown]
 # ## The data: one tensor per split
 #
-# Notebook 05 built the PyTorch pipeline and showed why the experiments skip it: the whole split is decoded
-# and normalized **once** into a tensor on the device, and `TensorLoader` hands out shuffled mini-batches with
-# the same semantics as a `DataLoader` (last partial batch, seeded shuffle). In quick mode we train on a
-# random subset of the 45,000 training images; the test set is always all 10,000.
+# Notebook 6 built the PyTorch pipeline and showed why the experiments skip it: the whole split is decoded and
+# normalized **once** into a tensor on the device, and `TensorLoader` hands out shuffled mini-batches with the
+# same semantics as a `DataLoader` (last partial batch, seeded shuffle). In quick mode we train on a random subset
+# of the 45,000 training images; the test set is always all 10,000.
 
 # %%
 N_TRAIN = config.pick(10_000, None)  # None: the whole 45,000-image training split
 N_VAL = config.pick(2_000, None)
-EPOCHS = 5
 BATCH = 64
-
 x_train, y_train = data.load_split_tensors("train", device=DEVICE, limit=N_TRAIN)
 x_val, y_val = data.load_split_tensors("val", device=DEVICE, limit=N_VAL)
 x_test, y_test = data.load_split_tensors("test", device=DEVICE)
@@ -86,270 +89,457 @@ def train_loader(seed: int = 0):
 
 
 # %% [markdown]
-# ## The seed model and the loop
+# ## 1. BatchNorm in four lines
 #
-# `Flatten → Linear(3072, 100, bias=False) → BatchNorm1d(100) → ReLU → Linear(100, 10)`, He-uniform
-# weights ($U[-a, a]$, $a = \sqrt{6 / \text{fan}_\text{in}}$), cross-entropy loss, SGD with momentum
-# ($v \leftarrow 0.9\,v + g$, $w \leftarrow w - 10^{-3} v$), batch 64, 5 epochs. `ReduceLROnPlateau`
-# divides the learning rate by 10 when the validation loss stops improving. Validation runs in
-# `model.eval()` under `torch.no_grad()`: BatchNorm then uses its running averages of $\mu$ and $\sigma^2$
-# instead of the batch's. The run logs to TensorBoard (`runs/`) and writes a checkpoint after every epoch
-# (`checkpoints/`); the bar shows the running loss.
+# In training mode a BatchNorm layer normalizes each feature $j$ of its input $z$ over the mini-batch of $B$
+# examples, then rescales it with two learned parameters:
+# $$\mu_j = \frac1B\sum_b z_{bj},\qquad \sigma_j^2 = \frac1B\sum_b (z_{bj} - \mu_j)^2,\qquad
+#   \hat z_{bj} = \frac{z_{bj} - \mu_j}{\sqrt{\sigma_j^2 + \epsilon}},\qquad y_{bj} = \gamma_j \hat z_{bj} + \beta_j.$$
+# It also keeps running averages of $\mu$ and $\sigma^2$ (momentum 0.1, the *unbiased* variance) for evaluation,
+# where every example is normalized on its own with those fixed statistics.
+#
+# > **Predict, then run.** Feed a batch whose features have mean 5 and standard deviation 30. What are the mean
+# > and standard deviation of each output feature at initialization ($\gamma = 1$, $\beta = 0$)?
+
+# %%
+z = 5 + 30 * torch.randn(64, 100, generator=config.rng(0, "bn demo"))
+gamma, beta, eps = torch.ones(100), torch.zeros(100), 1e-5
+
+mu = z.mean(dim=0)  # the four lines
+var = z.var(dim=0, unbiased=False)
+z_hat = (z - mu) / torch.sqrt(var + eps)
+out = gamma * z_hat + beta
+
+bn = nn.BatchNorm1d(100)  # training mode: the same computation
+with torch.no_grad():
+    reference = bn(z)
+print(f"ours vs nn.BatchNorm1d: max difference {float((out - reference).abs().max()):.1e}")
+print(f"output feature means in [{float(out.mean(0).min()):.1e}, {float(out.mean(0).max()):.1e}], "
+      f"std in [{float(out.std(0, unbiased=False).min()):.4f}, {float(out.std(0, unbiased=False).max()):.4f}]")
+print(f"running mean after one batch: 0.9 * 0 + 0.1 * mu -> {float(bn.running_mean[0]):.4f} "
+      f"(ours {float(0.1 * mu[0]):.4f})")
+assert torch.allclose(out, reference, atol=1e-5)
+assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0, unbiased=True), atol=1e-4)
+
+# %% [markdown]
+# *Answer.* Mean 0 and standard deviation 1 for every feature, whatever came in: the layer undoes the scale and
+# the shift of its input. That is why it "rescues" a bad initialization (section 4), and it is also why it makes the
+# output of the layer *before* it independent of that layer's weight scale: $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$.
+#
+# ## 2. The training loop, written out
+#
+# The lecture's seed model: `Flatten → Linear(3072, 100, bias=False) → BatchNorm1d(100) → ReLU → Linear(100, 10)`,
+# He-uniform weights. Cross-entropy loss; SGD with momentum ($v \leftarrow 0.9\,v + g$, $w \leftarrow w - \eta\,v$);
+# `ReduceLROnPlateau` divides the learning rate $\eta$ by 10 when the validation loss has not improved by at least 1%
+# since its best (`patience=0`: at once). We use $\eta = 0.05$; section 3 explains why a plain network could not.
+# Validation runs in `model.eval()` under `torch.no_grad()`. After every epoch a checkpoint is written, atomically:
+# a crash while writing leaves the previous one intact (`lecture_utils.checkpoints`).
+#
+# > **Predict, then run.** Before any training, what should the loss of a 10-class classifier be? Will this one
+# > be above or below that value (notebook 5, section 2)?
+
+# %%
+EPOCHS, LR = config.pick(4, 6), 0.05
+CKPT = Path("checkpoints") / "07_seed_bn.pt"
+
+
+def new_run(seed: int = 0):
+    """Model, optimizer, scheduler and training loader of the run, freshly built."""
+    config.seed_everything(seed)
+    model = models.seed_model(batchnorm=True).to(DEVICE)
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=0, threshold=0.01)
+    return model, opt, sched, train_loader(seed)
+
+
+def run_epochs(model, opt, sched, batches, first_epoch, history, crash_at=None):
+    """Train from ``first_epoch`` to EPOCHS; ``crash_at=(epoch, step)`` simulates a crash (a KeyboardInterrupt)."""
+    for epoch in range(first_epoch, EPOCHS + 1):
+        model.train()
+        for step, (xb, yb) in enumerate(batches, start=1):
+            if (epoch, step) == crash_at:
+                raise KeyboardInterrupt(f"simulated crash in epoch {epoch}, step {step}")
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        val_loss, val_acc = train.evaluate(model, val_loader)  # eval() mode, no_grad
+        sched.step(val_loss)  # ReduceLROnPlateau watches the validation loss
+        history.append({"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
+        checkpoints.save(CKPT, model=model, optimizer=opt, scheduler=sched, epoch=epoch,
+                         history={"epochs": history}, loaders=[batches])  # fmt: skip
+        print(f"epoch {epoch}: val loss {val_loss:.4f}, val acc {val_acc:.3f}, lr now {opt.param_groups[0]['lr']:g}")
+
+
+model, opt, sched, batches = new_run()
+with torch.no_grad():  # on a copy: a forward pass in train() mode would update BatchNorm's running averages
+    initial = F.cross_entropy(copy.deepcopy(model)(x_train[:2000]), y_train[:2000]).item()
+print(f"initial loss {initial:.3f} (ln 10 = {math.log(10):.3f})")
+history = []
+try:
+    run_epochs(model, opt, sched, batches, 1, history, crash_at=(EPOCHS - 2, 100))
+except KeyboardInterrupt as err:
+    print(f"-- {err}: the process is gone, the checkpoint of epoch {history[-1]['epoch']} is on disk --")
+
+# %% [markdown]
+# *Answer.* $\ln 10 \approx 2.30$ would be an honest start; this model starts somewhat above it: He's head gives
+# logits of standard deviation about 1, a mildly confident guess (notebook 5 scales the head down to fix that).
+#
+# The crash lost the epoch in progress. A new process rebuilds everything from scratch (other random states,
+# on purpose), loads the checkpoint, which restores the weights, the optimizer's momentum, the scheduler, every
+# random generator and the data loader's shuffling state, and continues with the epoch that was interrupted:
+
+# %%
+torch.manual_seed(12345)  # a new process: different random state everywhere
+model, opt, sched, batches = new_run(seed=999)
+state = checkpoints.load(CKPT, model, opt, sched, loaders=[batches])
+history = state["history"]["epochs"]
+print(f"resumed after epoch {state['epoch']} (lr {opt.param_groups[0]['lr']:g})")
+run_epochs(model, opt, sched, batches, state["epoch"] + 1, history)
+lrs = [h["lr"] for h in history]
+if not config.quick():
+    assert min(lrs) < LR  # the full run's validation loss stalls: the scheduler fires
+
+# %% [markdown]
+# Did the crash change anything? The same run without a crash, this time through `train.fit`, the library's loop
+# (the dozen lines above plus clipping, divergence diagnosis and callbacks; here TensorBoard logs and the
+# update-to-data ratio of section 3), must end with **bit-identical** weights:
 
 # %%
 config.seed_everything(0)
 bn_model = models.seed_model(batchnorm=True).to(DEVICE)
-CKPT = Path("checkpoints") / "06_seed_bn.pt"
-bn_hist = train.train(bn_model, train_loader(), val_loader, epochs=EPOCHS, lr=1e-3, momentum=0.9,
-                      log_dir="runs/06_seed_bn", checkpoint=CKPT, desc="BN ")  # fmt: skip
-
-config.seed_everything(0)
-plain_model = models.seed_model(batchnorm=False).to(DEVICE)
-plain_hist = train.train(plain_model, train_loader(), val_loader, epochs=EPOCHS, lr=1e-3, momentum=0.9,
-                         log_dir="runs/06_seed_plain", desc="plain ")  # fmt: skip
-
-# %% [markdown]
-# ### With and without BatchNorm
-
-# %%
-fig = train_plots.plot_epochs({"with BatchNorm": bn_hist, "without BatchNorm": plain_hist}, key="val_acc",
-                              ylabel="validation accuracy", chance=0.1,
-                              title="Seed model: validation accuracy per epoch")  # fmt: skip
-
-# %%
-for name, h in (("with BN", bn_hist), ("without BN", plain_hist)):
-    print(f"{name:>11}: val acc per epoch {[round(a, 3) for a in h['val_acc']]}, lr {h['lr'][-1]:.0e}")
-assert bn_hist["val_acc"][-1] > 0.3 and plain_hist["val_acc"][-1] > 0.3
+ud_ratio = probes.UpdateRatio(every=10)
+bn_run = train.fit(bn_model, train_loader(0), val_loader, epochs=EPOCHS, lr=LR, momentum=0.9,
+                   scheduler=train.plateau(patience=0, threshold=0.01),
+                   callbacks=[train.TensorBoard("runs/07_seed_bn"), ud_ratio])  # fmt: skip
+same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bn_model.state_dict().values(), strict=True))
+print(f"crashed-and-resumed run == uninterrupted run, bit for bit: {same}")
+print(f"validation accuracy per epoch: {[round(a, 3) for a in bn_run.column('val_acc')]}; "
+      f"learning rate: {bn_run.column('lr')}")
+assert same and [h["val_loss"] for h in history] == bn_run.column("val_loss")
 
 # %% [markdown]
-# With a good (He) initialization this shallow network trains with or without BatchNorm; the curves are close.
-# BatchNorm earns its keep where the network is *deep* or the initialization is *bad*.
+# The scheduler fired when the validation loss stopped improving by 1% (the learning-rate column), and the run
+# that crashed ends exactly where the uninterrupted one does.
 #
-# ### Ioffe & Szegedy's Figure 1: a unit's input distribution over training
+# ## 3. What BatchNorm buys
 #
-# The paper's own experiment: three hidden layers of 100 **sigmoid** units, with and without BatchNorm. While
-# training, a `PercentileRecorder` follows one unit of the *last* hidden layer: the 15th, 50th and 85th
-# percentiles of its input to the sigmoid over a fixed set of 1,000 validation images. Without BatchNorm that
-# distribution drifts as the layers below it change (the paper's "internal covariate shift") and the network
-# learns slowly; with BatchNorm it stays put (mean $\beta$, spread $\gamma$, which move slowly).
+# ### A much larger learning rate
+#
+# Ioffe & Szegedy's practical claim was that BatchNorm lets you train with much higher learning rates. The same
+# model without BatchNorm (a bias in its first layer instead), at the same $\eta = 0.05$, and at $\eta = 0.01$:
+#
+# > **Predict, then run.** Without BatchNorm at $\eta = 0.05$: does the network train, stall, or blow up?
 
 # %%
-FIG1_EPOCHS, EVERY = config.pick(2, 5), config.pick(20, 50)
-fig1, fig1_hist = {}, {}
+plain_runs = {}
+for lr in (0.05, 0.01):
+    config.seed_everything(0)
+    plain = models.seed_model(batchnorm=False).to(DEVICE)
+    plain_runs[lr] = train.fit(plain, train_loader(0), val_loader, epochs=EPOCHS, lr=lr, momentum=0.9,
+                               scheduler=train.plateau(patience=0, threshold=0.01), on_divergence="stop")  # fmt: skip
+runs = {"BatchNorm, lr 0.05": bn_run, "no BatchNorm, lr 0.05": plain_runs[0.05], "no BatchNorm, lr 0.01": plain_runs[0.01]}
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+figures.plot_curves(runs, "val_acc", ax=axes[0], x="epoch", chance=0.1, title="Validation accuracy")
+figures.plot_curves(runs, "val_loss", ax=axes[1], x="epoch", logy=True, title="Validation loss (log scale)")
+plt.show()
+for label, run in runs.items():
+    print(f"{label:>22}: val acc {[round(a, 3) for a in run.column('val_acc')]}, "
+          f"val loss at the end {run.column('val_loss')[-1]:.3g}, {run.where()}")
+assert plain_runs[0.05].column("val_loss")[-1] > 2 * bn_run.column("val_loss")[-1]
+
+# %% [markdown]
+# *Answer.* It blows up: the validation loss of the plain network reaches astronomical values within the first
+# epoch and its accuracy never recovers, while the BatchNorm network trains at the same learning rate. At
+# $\eta = 0.01$ the plain network trains too, to about the same accuracy as BatchNorm's run at 0.05: in a
+# network this shallow, BatchNorm's gift is the freedom to choose a large step, not a better final accuracy.
+#
+# ### A unit's input over training: Ioffe & Szegedy's Figure 1
+#
+# The paper's own experiment: three hidden layers of 100 **sigmoid** units, with and without BatchNorm. A
+# `PercentileRecorder` follows one unit of the *last* hidden layer during training: the 15th, 50th and 85th
+# percentiles of its input to the sigmoid over a fixed set of 1,000 validation images. The paper's argument:
+# without BatchNorm this distribution keeps moving as the layers below change ("internal covariate shift"), and
+# fixing it is why BatchNorm works.
+
+# %%
+FIG1_EPOCHS, EVERY = config.pick(2, 3), config.pick(20, 50)
+fig1, fig1_runs = {}, {}
 for bn in (False, True):
     label = "with BatchNorm" if bn else "without BatchNorm"
     config.seed_everything(0)
-    sig = models.deep_mlp(3, 100, in_features=3 * 32 * 32, out_features=10, activation_name="sigmoid",
-                          batchnorm=bn, init="xavier_normal", flatten=True).to(DEVICE)  # fmt: skip
-    fig1[label] = train.PercentileRecorder(sig[-2], x_val[:1000], unit=0, every=EVERY)  # sig[-2]: last sigmoid
-    fig1_hist[label] = train.train(sig, train_loader(), val_loader, epochs=FIG1_EPOCHS, lr=0.1,
-                                   on_step=fig1[label], progress=False)  # fmt: skip
-fig = train_plots.plot_percentiles(fig1)
-
-# %%
+    sig = models.deep_mlp(3, 100, in_features=3 * 32 * 32, out_features=10, activation="sigmoid", batchnorm=bn,
+                          init="xavier", flatten=True).to(DEVICE)  # fmt: skip
+    fig1[label] = probes.PercentileRecorder(sig.act3, x_val[:1000], unit=0, every=EVERY)
+    fig1_runs[label] = train.fit(sig, train_loader(0), val_loader, epochs=FIG1_EPOCHS, lr=0.1, callbacks=[fig1[label]])
+figures.plot_percentiles(fig1, ylabel="input to the sigmoid, one unit of layer 3")
+plt.show()
 for label, rec in fig1.items():
-    med = torch.tensor(rec.values)[:, 1]
-    print(f"{label:>17}: median moves by {float(med.max() - med.min()):.2f}, "
-          f"val acc {[round(a, 3) for a in fig1_hist[label]['val_acc']]}")  # fmt: skip
-drift = {k: float(torch.tensor(r.values)[:, 1].max() - torch.tensor(r.values)[:, 1].min()) for k, r in fig1.items()}
-assert drift["with BatchNorm"] < drift["without BatchNorm"]
-assert fig1_hist["with BatchNorm"]["val_acc"][-1] > fig1_hist["without BatchNorm"]["val_acc"][-1]
+    med = [v[1] for v in rec.values]
+    print(f"{label:>17}: median {med[0]:+.2f} at step 1, {med[-1]:+.2f} at the end (moved by {rec.median_drift():.2f}); "
+          f"val acc {[round(a, 3) for a in fig1_runs[label].column('val_acc')]}")
+assert fig1_runs["with BatchNorm"].column("val_acc")[-1] > fig1_runs["without BatchNorm"].column("val_acc")[-1]
 
 # %% [markdown]
-# ## BatchNorm rescues a bad initialization
+# What the run shows: **both** distributions move. Without BatchNorm the unit's input jumps within the first few
+# hundred steps from about $-0.6$ to about $-2.5$, deep in the sigmoid's tail ($\sigma'(-2.5) \approx 0.07$), and
+# wanders there; with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$ learn, about half as
+# far by the end (the printed medians). The BatchNorm network learns faster. So "BatchNorm holds each layer's input
+# distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch normalization help
+# optimization?*) showed that it is not why BatchNorm helps: they injected random shifts *after* every BatchNorm
+# layer, so that the inputs moved more than without it, and training was still as fast. Their explanation is one
+# this notebook can check: BatchNorm makes the loss better behaved in the weights, and in particular
+# **scale-invariant**:
 #
-# Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
-# $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
-# $\sigma^2 = 10^{2}$ (far above). Each layer multiplies the activation variance by
-# $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$: by $0.005$ (the signal vanishes) or by $5000$ (it explodes).
+# ### Scale invariance: why a bad scale no longer explodes, and why it still slows learning
 #
-# With BatchNorm after every Linear layer the forward pass no longer depends on $\sigma$ at all:
-# $\text{BN}(cWx) = \text{BN}(Wx)$ for any $c > 0$. The gradient with respect to $W$ scales as $1/c$, so
-# the *relative* step $\|\Delta W\| / \|W\|$ scales as $1/c^2$: a too-large initialization still trains
-# slowly. Both facts, checked:
+# Multiply the weights in front of a BatchNorm layer by $c > 0$: the normalization divides $c$ out,
+# $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$, so the output does not change, and the gradient with respect to $W$ is
+# $1/c$ times smaller ($\partial L/\partial(cW) = \frac1c\,\partial L/\partial W$). A step of SGD moves $W$ by
+# $\eta\,\|\nabla\|/c$ while $\|W\|$ grew by $c$: the **relative** step $\|\Delta W\|/\|W\|$ shrinks as $1/c^2$. Too-large
+# weights stop exploding, but they learn slowly; too-small weights take relatively large steps. Both facts, checked:
 
 # %%
 config.seed_everything(0)
 net = models.seed_model(batchnorm=True)
 xb, yb = x_train[:64].cpu(), y_train[:64].cpu()
 out1 = net(xb)
-nn.functional.cross_entropy(out1, yb).backward()
-g1 = net[1].weight.grad.clone()
+F.cross_entropy(out1, yb).backward()
+g1 = net.fc1.weight.grad.clone()
 with torch.no_grad():
-    net[1].weight.mul_(100.0)  # c = 100
+    net.fc1.weight.mul_(100.0)  # c = 100
 net.zero_grad()
 out100 = net(xb)
-nn.functional.cross_entropy(out100, yb).backward()
-g100 = net[1].weight.grad
-print(f"max |output(100 W) - output(W)| = {float((out100 - out1).abs().max()):.1e}")
-print(f"||grad(100 W)|| / ||grad(W)|| = {float(g100.norm() / g1.norm()):.3g}")
-assert torch.allclose(out100, out1, atol=1e-4)
-assert math.isclose(float(g100.norm() / g1.norm()), 0.01, rel_tol=1e-3)
+F.cross_entropy(out100, yb).backward()
+g100 = net.fc1.weight.grad
+ratio = float(g100.norm() / g1.norm())
+print(f"max |output(100 W) - output(W)| = {float((out100 - out1).detach().abs().max()):.1e}")
+print(f"||grad(100 W)|| / ||grad(W)|| = {ratio:.3g}, so the relative step shrinks by {ratio / 100:.0e} = 1/c^2")
+assert torch.allclose(out100, out1, atol=1e-4) and math.isclose(ratio, 0.01, rel_tol=1e-3)
+
+# %% [markdown]
+# The same relative step is what Karpathy's *update-to-data ratio* measures during training: for each weight
+# matrix, $\log_{10}(\mathrm{std}(\Delta W)/\mathrm{std}(W))$ per step; around $-3$ is a healthy rate of learning,
+# far below means the layer barely moves. The `UpdateRatio` callback recorded it in the BatchNorm run above:
 
 # %%
-DEEP_EPOCHS = config.pick(3, EPOCHS)
-rescue, rescue_diverged = {}, {}
+steps = np.array(ud_ratio.steps)
+ratios = np.array(ud_ratio.ratios)
+ax = figures.new_axes((7, 3.8))
+for j, name in enumerate(["fc1 (before BatchNorm)", "head"]):
+    ax.plot(steps, ratios[:, j], label=name, lw=1)
+ax.axhline(-3, color="gray", ls=":", label="-3 (Karpathy's rule of thumb)")
+figures.finish(ax, "Update-to-data ratio, BatchNorm run", "SGD step", r"$\log_{10}$ std($\Delta W$) / std($W$)")
+plt.show()
+print(f"median log10 ratio per epoch, fc1: {[round(float(np.median(r)), 2) for r in np.array_split(ratios[:, 0], EPOCHS)]}")
+
+# %% [markdown]
+# At $\eta = 0.05$ this run learns fast, with ratios around $-2.3$ (above the rule of thumb: large steps, which
+# BatchNorm tolerates); the scheduler's drop shows as a step down by one decade. Before it, the first layer's ratio
+# creeps down on its own: its weights grow during training, and by the $1/c^2$ law each step becomes relatively
+# smaller, an automatic learning-rate decay that BatchNorm's scale invariance builds in.
+#
+# ## 4. BatchNorm rescues a bad initialization
+#
+# Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
+# $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
+# $\sigma^2 = 10^{2}$ (far above): each layer multiplies the activation variance by
+# $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, by 0.005 (the signal vanishes) or by 5000 (it explodes). Then add
+# BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
+#
+# > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail?
+
+# %%
+DEEP_EPOCHS = config.pick(2, 3)
+rescue = {}
 for var in (1e-4, 1e2):
     for bn in (False, True):
         label = f"{'BatchNorm' if bn else 'plain'}, sigma^2 = {var:g}"
         config.seed_everything(0)
         deep = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, batchnorm=bn, flatten=True)
-        train.init_normal_(deep.to(DEVICE), var)  # hidden layers N(0, var); the classifier head stays He
-        try:
-            rescue[label] = train.train(deep, train_loader(), val_loader, epochs=DEEP_EPOCHS, progress=False)
-        except train.DivergenceError as err:
-            rescue_diverged[label] = err.step
-            print(f"{label}: {err}")
-
-# %%
-fig = train_plots.plot_epochs(rescue, key="val_acc", ylabel="validation accuracy", chance=0.1, diverged=rescue_diverged,
-                              title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")  # fmt: skip
-
-# %%
-for label, h in rescue.items():
-    print(f"{label:>28}: val acc {[round(a, 3) for a in h['val_acc']]}")
-assert rescue["plain, sigma^2 = 0.0001"]["val_acc"][-1] < 0.15  # vanishing: stuck at chance
-assert rescue["BatchNorm, sigma^2 = 0.0001"]["val_acc"][-1] > 0.3  # rescued
-assert "plain, sigma^2 = 100" in rescue_diverged  # exploding: NaN within a few steps
-assert "BatchNorm, sigma^2 = 100" in rescue  # finite all the way
+        init.init_module_(deep.to(DEVICE), "normal", std=math.sqrt(var), skip_last=True)  # N(0, var): std = sqrt(var)
+        rescue[label] = train.fit(deep, train_loader(0), val_loader, epochs=DEEP_EPOCHS, lr=1e-3, on_divergence="stop")
+        print(f"{label:>27}: val acc {[round(a, 3) for a in rescue[label].column('val_acc')]}, {rescue[label].where()}")
+figures.plot_curves(rescue, "val_acc", x="epoch", chance=0.1,
+                    title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")
+plt.show()
+acc = {k: r.column("val_acc")[-1] if r.evals else float("nan") for k, r in rescue.items()}
+assert acc["plain, sigma^2 = 0.0001"] < 0.15 and acc["BatchNorm, sigma^2 = 0.0001"] > 0.2  # vanished; rescued
+assert rescue["plain, sigma^2 = 100"].diverged and not rescue["BatchNorm, sigma^2 = 100"].diverged
 
 # %% [markdown]
-# The plain network fails both ways: at $\sigma^2 = 10^{-4}$ the signal vanishes and it never leaves chance;
-# at $\sigma^2 = 10^2$ the activations overflow and the loss becomes NaN within a few steps (the error names
-# the step and the layer). With BatchNorm the small initialization trains as well as a good one. The large one
-# no longer diverges, but learns slowly: its gradients are 1/σ-times smaller relative to the weights, exactly
-# the scale invariance checked above. BatchNorm fixes the forward signal; a sensible initialization (or a
-# learning rate matched to the weight scale) is still needed for a reasonable step size.
+# *Answer.* The plain network fails both ways: at $\sigma^2 = 10^{-4}$ the signal vanishes and it never leaves
+# chance; at $\sigma^2 = 10^2$ the activations overflow within a few steps (the run names the step and the layer).
+# With BatchNorm the small initialization trains as well as a good one; the large one no longer diverges but learns
+# slowly, because its relative steps are $1/c^2$ smaller, exactly the scale invariance measured above. BatchNorm
+# fixes the forward signal; a sensible initialization (or a learning rate matched to the weight scale) is still
+# needed for a reasonable step size.
 #
-# ## The classic pitfall: `train()` vs `eval()`
+# ## 5. The classic pitfall: `train()` vs `eval()`
 #
-# In training mode BatchNorm normalizes with the statistics of the *current batch*, so an image's output
-# depends on which other images share its batch. In evaluation mode it uses the running averages collected
-# during training, and each image is treated on its own. Forget `model.eval()` before evaluating and you get
-# batch-dependent, usually worse, predictions (and you silently change the running averages).
+# In training mode BatchNorm normalizes with the statistics of the *current batch*, so an image's output depends on
+# which other images share its batch. In evaluation mode it uses the running averages collected during training,
+# and each image is treated on its own. Forget `model.eval()` before evaluating and you get batch-dependent,
+# usually worse, predictions (and you silently change the running averages).
 
 # %%
 probe = copy.deepcopy(bn_model)  # a copy: train-mode forward passes would update the running statistics
 img = x_test[:1]
-batch_a = torch.cat([img, x_test[1:32]])
-batch_b = torch.cat([img, x_test[32:63]])
+batch_a, batch_b = torch.cat([img, x_test[1:32]]), torch.cat([img, x_test[32:63]])
 with torch.no_grad():
     probe.eval()
     eval_a, eval_b = probe(batch_a)[0], probe(batch_b)[0]
     probe.train()
     train_a, train_b = probe(batch_a)[0], probe(batch_b)[0]
-fig = train_plots.plot_train_vs_eval({"eval()": eval_a, "train(), batch A": train_a, "train(), batch B": train_b},
-                                     classes)  # fmt: skip
-
-# %%
-print(f"eval(): batch A vs batch B differ by {float((eval_a - eval_b).abs().max()):.1e}")
-print(f"train(): batch A vs batch B differ by {float((train_a - train_b).abs().max()):.2f}")
-assert torch.allclose(eval_a, eval_b, atol=1e-5) and not torch.allclose(train_a, train_b, atol=1e-2)
-
+figures.plot_train_vs_eval({"eval()": eval_a, "train(), batch A": train_a, "train(), batch B": train_b}, classes)
+plt.show()
 small = data.TensorLoader(x_test, y_test, batch_size=4, shuffle=False)
 _, acc_eval = train.evaluate(bn_model, small)
 probe = copy.deepcopy(bn_model)
 with torch.no_grad():
     probe.train()  # the bug: evaluating in training mode, four images per batch
     acc_train = sum(int((probe(xb).argmax(1) == yb).sum()) for xb, yb in small) / len(y_test)
+print(f"eval(): batch A vs batch B differ by {float((eval_a - eval_b).abs().max()):.1e}; "
+      f"train(): by {float((train_a - train_b).abs().max()):.2f}")
 print(f"test accuracy with batches of 4: eval() {acc_eval:.1%}, train() {acc_train:.1%}")
+assert torch.allclose(eval_a, eval_b, atol=1e-5) and not torch.allclose(train_a, train_b, atol=1e-2)
 assert acc_train < acc_eval
 
 # %% [markdown]
-# ## Gradient clipping
+# ## 6. Gradient clipping: a guard for bursts
 #
-# When a gradient explodes, one step can throw the weights so far that the next loss overflows. Clipping
-# bounds the step:
+# When a gradient explodes, one step can throw the weights so far that the next loss overflows. Clipping bounds
+# the step:
 #
-# * **by value** (the lecture's rule): for every component, *if* $|g_i| > c$ *then* $g_i = \pm c$.
-#   Simple, but it changes the direction of $g$.
-# * **by norm** (Pascanu et al., 2013): *if* $\|g\| > m$ *then* $g \leftarrow g\, m / \|g\|$. The direction
-#   is kept; only the length is capped.
+# * **by value** (Prince's rule): for every component, *if* $|g_i| > c$ *then* $g_i = \pm c$. Simple, but it changes
+#   the direction of $g$ whenever it acts.
+# * **by norm** (Pascanu et al., 2013): *if* $\|g\| > m$ *then* $g \leftarrow g\, m / \|g\|$. The direction is kept;
+#   only the length is capped.
 #
 # A setting that diverges without it: a deep *linear* network (four hidden layers of 100 units, Xavier
-# initialization) trained with a learning rate of 0.1. Linear layers cannot saturate or die as ReLU or tanh
-# units do, so an overshoot feeds on itself until the activations overflow.
+# initialization) at a learning rate of 0.05. Linear layers cannot saturate or die, so an early overshoot feeds on
+# itself. A callback records, before clipping, how many gradient components exceed $c$ at each step.
+#
+# > **Predict, then run.** With $m = 10$, will clipping by norm act at every step, or only now and then?
 
 # %%
-CLIP_EPOCHS = config.pick(2, 3)
-clip_runs = {"no clipping": {}, "clip by value, c = 0.01": {"clip_value": 0.01},
-             "clip by norm, m = 1": {"clip_norm": 1.0}}  # fmt: skip
-clip_hist, clip_diverged = {}, {}
-for label, kwargs in clip_runs.items():
+class ClipCount:
+    """Per step: the fraction of gradient components with |g_i| > c, before clipping (an after_backward callback)."""
+
+    def __init__(self, c):
+        self.c, self.fractions = c, []
+
+    def after_backward(self, fit):
+        g = torch.cat([p.grad.flatten() for p in fit.model.parameters() if p.grad is not None])
+        self.fractions.append(float((g.abs() > self.c).float().mean()))
+
+
+CLIP_EPOCHS, C_VALUE, M_NORM = 2, 0.01, 10.0
+counter = ClipCount(C_VALUE)
+clip_setups = {"no clipping": {}, f"clip by norm, m = {M_NORM:g}": {"clip_norm": M_NORM},
+               f"clip by value, c = {C_VALUE:g}": {"clip_value": C_VALUE, "callbacks": [counter]}}  # fmt: skip
+clip_runs = {}
+for label, kwargs in clip_setups.items():
     config.seed_everything(0)
-    linear_net = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, activation_name="linear",
-                                 init="xavier_normal", flatten=True).to(DEVICE)  # fmt: skip
-    try:
-        clip_hist[label] = train.train(linear_net, train_loader(), val_loader, epochs=CLIP_EPOCHS, lr=0.1,
-                                       progress=False, **kwargs)  # fmt: skip
-    except train.DivergenceError as err:
-        clip_hist[label], clip_diverged[label] = err.history, err.step
-        print(err)
-
-# %%
-fig = train_plots.plot_step_losses({k: h["step_loss"] for k, h in clip_hist.items()}, diverged=clip_diverged,
-                                   title="Deep linear network, lr 0.1: training loss per step")  # fmt: skip
-
-# %%
-fig = train_plots.plot_grad_norms({k: h["grad_norm"] for k, h in clip_hist.items()}, clip_norm=1.0,
-                                  title="Gradient norm before clipping")  # fmt: skip
-
-# %%
-for label in clip_runs:
-    h = clip_hist[label]
-    status = f"diverged at step {clip_diverged[label]}" if label in clip_diverged else (
-        f"val acc {[round(a, 3) for a in h['val_acc']]}")  # fmt: skip
-    print(f"{label:>24}: {status}")
-assert "no clipping" in clip_diverged
-assert all(clip_hist[k]["val_acc"][-1] > 0.3 for k in clip_runs if k != "no clipping")
+    linear_net = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, activation="linear",
+                                 init="xavier", flatten=True).to(DEVICE)  # fmt: skip
+    clip_runs[label] = train.fit(linear_net, train_loader(0), val_loader, epochs=CLIP_EPOCHS, lr=0.05,
+                                 on_divergence="stop", **kwargs)  # fmt: skip
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
+figures.plot_curves(clip_runs, "loss", ax=axes[0], logy=True, ymax=1e3, title="Deep linear network, lr 0.05: training loss")
+figures.plot_grad_norms(clip_runs, clip_norm=M_NORM, ax=axes[1])
+plt.show()
+norm_run = clip_runs[f"clip by norm, m = {M_NORM:g}"]
+clipped = np.nonzero(np.array(norm_run.grad_norm) > M_NORM)[0] + 1
+for label, run in clip_runs.items():
+    print(f"{label:>22}: {run.where() if run.diverged else 'val acc ' + str([round(a, 3) for a in run.column('val_acc')])}")
+print(f"clipping by norm acted at {len(clipped)} of {norm_run.steps_done} steps (steps {clipped.min()}..{clipped.max()}); "
+      f"clipping by value changed some component at {np.mean(np.array(counter.fractions) > 0):.0%} of the steps")
+assert clip_runs["no clipping"].diverged
+assert all(not r.diverged and r.column("val_acc")[-1] > 0.2 for k, r in clip_runs.items() if k != "no clipping")
+assert clipped.max() < 2 / 3 * norm_run.steps_done  # a burst at the start, then calm
 
 # %% [markdown]
-# Both clipped runs train; the unclipped one stops with a `DivergenceError` that names the step and the
-# first layer whose activation went non-finite. Clipping treats the symptom; the cures are the ones of
-# this lecture (a smaller learning rate, a better-scaled initialization, normalization).
+# *Answer.* Only now and then: clipping by norm acted in the burst at the start, where the unclipped run diverges
+# within a few steps (the error names the step and the layer), and then not again. That is clipping as a **guard**:
+# it changes nothing while training is calm. Clipping by value at $c = 0.01$ is another matter: some component
+# exceeds $c$ at every step, so it reshapes every update, which makes it a different optimizer rather than a guard.
+# Either way, clipping treats the symptom; the cures are the ones of this lecture (a smaller learning rate, a
+# better-scaled initialization, normalization).
 #
-# ## Checkpoints and TensorBoard
+# ## 7. TensorBoard, and the test result
 #
-# After every epoch `train` wrote `checkpoints/06_seed_bn.pt`: model, optimizer, scheduler, epoch and every
-# random-number generator state, written to a temporary file and renamed into place (a crash mid-write
-# leaves the previous checkpoint intact), read back with `torch.load(..., weights_only=True)`. Passing
-# `resume=True` continues an interrupted run and gives bit-for-bit the weights of an uninterrupted one (the
-# unit tests check it). Loading it into a fresh model:
+# The `train.TensorBoard` callback of section 2 logged the loss per step, the training and validation loss and
+# accuracy, the learning rate, and per-layer weight and gradient histograms to `runs/07_seed_bn` (one directory
+# per run; running the notebook again replaces it instead of drawing every curve twice). Open it inside the notebook
+# with `%load_ext tensorboard` and `%tensorboard --logdir runs`, or from a terminal with
+# `tensorboard --logdir notebooks/runs`. The next cell does it in Colab, or when you set `LECTURE_TENSORBOARD=1`
+# (it is skipped in CI and on the course website, which have no TensorBoard server).
 
 # %%
-restored = models.seed_model(batchnorm=True).to(DEVICE)
-ckpt = train.load_checkpoint(CKPT, restored, restore_rng=False)
-print(f"checkpoint of epoch {ckpt['epoch']}: keys {sorted(ckpt)}")
-assert all(torch.equal(a, b) for a, b in zip(restored.state_dict().values(), bn_model.state_dict().values(),
-                                             strict=True))  # fmt: skip
-
-# %% [markdown]
-# The runs logged train/validation loss and accuracy, the learning rate, and per-layer weight, activation
-# and gradient histograms to `runs/`. Open them inside the notebook (Colab or JupyterLab) with
-#
-# ```
-# %load_ext tensorboard
-# %tensorboard --logdir runs
-# ```
-#
-# or from a terminal with `tensorboard --logdir notebooks/runs`. The next cell does it when you set
-# `LECTURE_TENSORBOARD=1` or run in Colab (it is skipped in CI, which has no browser).
-
-# %%
-if "google.colab" in sys.modules or os.environ.get("LECTURE_TENSORBOARD") == "1":
+if config.tensorboard():
     ipython = get_ipython()  # noqa: F821 (defined inside IPython)
     ipython.run_line_magic("load_ext", "tensorboard")
     ipython.run_line_magic("tensorboard", "--logdir runs")
 
 # %% [markdown]
-# ## The test result
-#
-# Last, the model is evaluated once on the 10,000 test images it has never seen (in `eval()` mode, under
-# `no_grad`). On synthetic data (see the banner) these are not CIFAR-10 numbers.
+# Last, the BatchNorm model is evaluated once on the 10,000 test images it has never seen (in `eval()` mode,
+# under `no_grad`), in the words of PyTorch's tutorial:
 
 # %%
 test_loss, test_acc = train.evaluate(bn_model, test_loader)
-assert test_acc >= 0.30, f"the BN run should reach 3x chance accuracy, got {test_acc:.1%}"
+print(train.test_report(bn_model, test_loader))
+assert test_acc >= 0.3, f"the BatchNorm run should reach 3x chance accuracy, got {test_acc:.1%}"
+
+# %% [markdown]
+# ## Exercise: BatchNorm in evaluation mode
+#
+# Section 1 wrote the training-mode forward pass. Write the **evaluation-mode** forward pass of a
+# `BatchNorm1d` layer: normalize with the layer's running statistics (`bn.running_mean`, `bn.running_var`), then
+# scale and shift with `bn.weight` ($\gamma$) and `bn.bias` ($\beta$). The cell checks it against `bn.eval()` on the
+# trained model's BatchNorm layer.
 
 # %%
-print(train.test_report(bn_model, test_loader))
+def bn_eval_forward(z, bn):
+    return ...  # TODO: (z - running mean) / sqrt(running var + eps) * gamma + beta
+
+
+layer = bn_model.bn1
+z_in = bn_model.fc1(bn_model.flatten(x_val[:256])).detach()
+with torch.no_grad():
+    expected = layer.eval()(z_in)
+    answer = bn_eval_forward(z_in, layer)
+check(answer, expected, "BatchNorm1d in eval() mode", rtol=1e-4, atol=1e-5,
+      hint="use bn.running_mean and bn.running_var (not the batch's), and bn.eps")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def bn_eval_forward(z, bn):
+    return (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+
+
+with torch.no_grad():
+    answer = bn_eval_forward(z_in, layer)
+check(answer, expected, "BatchNorm1d in eval() mode", rtol=1e-4, atol=1e-5)
+
+# %% [markdown]
+# ## Summary
+#
+# * BatchNorm normalizes each feature over the batch (four lines) and rescales it with learned $\gamma, \beta$; in
+#   `eval()` mode it uses running averages instead. Forgetting `model.eval()` makes predictions depend on the batch.
+# * It makes the layer before it scale-invariant: a bad initial scale no longer vanishes or explodes, the relative
+#   step shrinks as $1/c^2$, and much larger learning rates become usable. Its benefit is a smoother, better
+#   conditioned optimization (Santurkar et al. 2018), not a fixed input distribution.
+# * A real training loop evaluates in `eval()` mode, lets a scheduler lower the learning rate, writes atomic
+#   checkpoints that restore *everything* (optimizer, scheduler, every random state), and can be resumed exactly.
+# * Gradient clipping by norm is a guard against bursts; it treats the symptom.
+#
+# ## References
+# - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate
+#   Shift*, ICML 2015 (section 3, Figure 1).
+# - S. Santurkar, D. Tsipras, A. Ilyas and A. Madry, *How Does Batch Normalization Help Optimization?*, NeurIPS 2018.
+# - R. Pascanu, T. Mikolov and Y. Bengio, *On the difficulty of training recurrent neural networks*, ICML 2013
+#   (clipping by norm).
+# - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, 2023, sections 6.3 (momentum), 7.5, 11.4.
+# - A. Zhang et al., *Dive into Deep Learning*, section 8.5 (batch normalization, and the covariate-shift debate).
+# - A. Karpathy, *Neural Networks: Zero to Hero*, "Building makemore part 3" (BatchNorm by hand, update-to-data ratio).
+# - PyTorch tutorial, *Optimizing Model Parameters* (the "Test Error" report).

@@ -14,23 +14,24 @@
 # ---
 
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/08_residual_networks.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/10_residual_networks.ipynb)
 #
-# # 8. Residual networks and BatchNorm (UDL 11.3-11.4)
+# # 10. Residual networks and BatchNorm (UDL 11.3-11.4)
 #
-# Notebook 7 ended with plain networks that are hard to train at depth 100 and almost impossible at 1000.
-# Residual connections change the picture, but they bring their own variance problem. Following Prince,
-# *Understanding Deep Learning*, Section 11.4 and Figure 11.6:
+# Notebooks 8 and 9 trained plain networks: with the standard initializations they are hard to train at depth
+# 100 and stall at 1000, and notebook 9 needed a carefully tuned critical initialization to make 1000 plain layers
+# learn. Residual connections are the practical answer, but they bring their own variance problem. Following
+# Prince, *Understanding Deep Learning* (2023), Sections 11.3-11.4 and Figure 11.6:
 #
 # 1. In a residual network $h_{k+1} = h_k + f_k(h_k)$ with He-initialized branches the activation variance
-#    **doubles** at every block: $2^K$ after $K$ blocks.
-# 2. Multiplying each block's output by $1/\sqrt2$ keeps it **constant**.
-# 3. BatchNorm at the start of each branch makes it grow only **linearly**: $K+1$.
+#    **doubles** at every block: $2^K$ after $K$ blocks (Section 11.3, Figure 11.6a).
+# 2. Multiplying each block's output by $1/\sqrt2$ keeps it **constant** (Section 11.3, Figure 11.6b).
+# 3. BatchNorm at the start of each branch makes it grow only **linearly**: $K+1$ (Section 11.4, Figure 11.6c).
 # 4. (Beyond the figure) a zero-initialized scalar on each branch (SkipInit, De & Smith 2020; Fixup, Zhang
 #    et al. 2019, zero-initializes the branch's last layer) starts as the identity: variance constant.
 #
 # Each claim is measured block by block with the theory drawn over it; then a 100-block residual MLP with
-# each variant is trained against the 100-layer plain network of notebook 7, same budget.
+# each variant is trained against the 100-layer plain He network of notebook 8, same budget.
 #
 # **Budget.** Full mode: variance measured over 16 networks of width 512 with 30 blocks; training on 8,000
 # images for 1,500 steps of batch 64, about 5 minutes on 2 CPU cores. Quick mode (`LECTURE_QUICK=1`, CI):
@@ -53,14 +54,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from lecture_utils import config
-from lecture_utils import ladder as ld
-from lecture_utils import resnets as rn
+from lecture_utils import config, data, figures, models, probes, train
+from lecture_utils.exercises import check
 
 # %matplotlib inline
-config.show_banner()
+config.show_banner(data.source_line())
 config.seed_everything(0)
-n_threads = ld.small_layers_threads(config.DEVICE)  # tiny layers: one CPU thread is faster than two
+n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faster than two
 
 # %% [markdown]
 # ## 1. Variance per block: Prince's Figure 11.6
@@ -83,27 +83,30 @@ n_threads = ld.small_layers_threads(config.DEVICE)  # tiny layers: one CPU threa
 #
 # A single network's variance is a product of random factors, so we average the measurement over a few
 # independently initialized networks (the theory is an expectation).
+#
+# > **Predict, then run.** After 20 blocks, what is the stream's variance with plain He branches? With BatchNorm
+# > first in each branch?
 
 # %%
 K = config.pick(20, 30)
 WIDTH, DRAWS, BATCH = config.pick((256, 4, 512), (512, 16, 1024))
 x0 = torch.randn(BATCH, WIDTH, generator=torch.Generator().manual_seed(0))
 measured = {}
-for variant in rn.VARIANTS:
+for variant in models.VARIANTS:
     torch.manual_seed(1)
-    measured[variant] = np.mean([rn.block_variances(rn.residual_mlp(K, WIDTH, variant), x0) for _ in range(DRAWS)],
-                                axis=0)
+    nets = [models.residual_mlp(K, WIDTH, variant) for _ in range(DRAWS)]
+    measured[variant] = np.mean([probes.stream_variances(net, x0, models.names(net, "block")) for net in nets], axis=0)
 
 # %%
 labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
           "bn": "BatchNorm first in the branch: $k+1$", "zero": r"zero branch scale $\alpha = 0$: constant"}
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 blocks_k = np.arange(K + 1)
-for i, variant in enumerate(rn.VARIANTS):
+for i, variant in enumerate(models.VARIANTS):
     # Two variants stay at 1: different markers keep both visible.
     ax.semilogy(blocks_k, measured[variant], "osDx"[i], ms=7 - i, mfc="none" if i == 1 else None, color=f"C{i}",
                 label=f"measured, {labels[variant]}")
-    ax.semilogy(blocks_k, rn.theory_variance(variant, K, measured[variant][0]), "-", color=f"C{i}", lw=1)
+    ax.semilogy(blocks_k, models.residual_theory(variant, K, measured[variant][0]), "-", color=f"C{i}", lw=1)
 ax.set_xlabel("residual block k")
 ax.set_ylabel(r"Var[$h_k$]")
 ax.set_title(f"Residual stream variance per block (width {WIDTH}, mean of {DRAWS} networks); lines: theory")
@@ -112,72 +115,76 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for variant in rn.VARIANTS:
+for variant in models.VARIANTS:
     m = measured[variant]
-    theory = rn.theory_variance(variant, K, m[0])
+    theory = models.residual_theory(variant, K, m[0])
     print(f"{variant:6s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
           f"measured/theory {m[-1] / theory[-1]:.1f}")
 
 # %%
-he, scaled, bn, zero = (measured[v] for v in rn.VARIANTS)
+he, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
 assert abs(math.log2(he[-1] / he[0]) - K) < 1.5  # doubles per block: 2^K
 assert 0.67 < scaled[-1] / scaled[0] < 1.5  # constant
 assert abs((bn[-1] - bn[0]) / K - 1) < 0.15  # +1 per block: K + 1
 assert np.allclose(zero, zero[0])  # identity at initialization
 
 # %% [markdown]
-# Measured and predicted agree block by block: $2^K$ without rescaling (about $10^{6}$ after 20 blocks,
-# $2^{100} \approx 10^{30}$ after 100), constant with $1/\sqrt2$, linear with BatchNorm. Prince's remark is
-# that the linear growth is what makes BatchNorm *work* in residual networks: block $k$'s branch adds one
+# *Answer.* Measured and predicted agree block by block: $2^K$ without rescaling ($2^{20} \approx 10^{6}$ after
+# 20 blocks, $2^{30} \approx 10^9$ after 30, $2^{100} \approx 10^{30}$ after 100), constant with $1/\sqrt2$,
+# $K + 1$ with BatchNorm. Prince's remark (Section 11.4) is that the linear growth is what makes BatchNorm *work* in
+# residual networks: block $k$'s branch adds one
 # unit of variance to a stream that already carries $k$, so each block changes the function by a fraction
 # $\approx 1/k$, and the network behaves like a shallower one at initialization. (In a plain network the
-# same BatchNorm multiplies the gradient at every layer and explodes it: notebook 7, Yang et al. 2019.)
+# same BatchNorm multiplies the gradient at every layer and explodes it: notebook 8, Yang et al. 2019.)
 #
 # ## 2. Training: a 100-block residual MLP, four ways, against the 100-layer plain network
 #
 # Flatten, a linear stem 3072 → 64, 100 residual blocks of width 64, a linear head; against the plain
-# 100-layer He MLP of notebook 7. Same data, seed, batches, SGD with momentum 0.9, learning rate 0.01.
+# 100-layer He MLP of notebook 8. Same data, seed, batches, SGD with momentum 0.9, learning rate 0.01.
+#
+# > **Predict, then run.** Which of the four residual variants will learn fastest? Will any of them diverge?
 
 # %%
 N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
-DATA = ld.tensor_data(N_TRAIN, N_VAL)
-x_train, y_train, x_val, y_val = DATA
+x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, N_VAL)
+val_loader = data.TensorLoader(x_val, y_val, batch_size=1000, shuffle=False)
 STEPS, LR, BLOCKS, W = config.pick(150, 1500), 0.01, 100, 64
+
+
+def run(net, name):
+    """The same SGD run for every network: same batches, budget and learning rate; a divergence stops it."""
+    batches = data.TensorLoader(x_train, y_train, 64, shuffle=True, seed=0, drop_last=True)
+    return train.fit(net, batches, val_loader, steps=STEPS, lr=LR, on_divergence="stop", name=name)
 
 
 def residual(variant):
     torch.manual_seed(0)
-    return rn.residual_mlp(BLOCKS, W, variant, in_features=3 * 32 * 32, out_features=10, flatten=True)
+    return models.residual_mlp(BLOCKS, W, variant, in_features=3 * 32 * 32, out_features=10, flatten=True)
 
 
-runs = {"plain, 100 layers, He": ld.train_steps(ld.plain_net("mlp", 100, W, "he"), DATA, STEPS, LR, 64,
-                                                name="plain, 100 layers, He")}
+runs = {"plain, 100 layers, He": run(models.plain_net("mlp", 100, W, "he"), "plain, 100 layers, He")}
 SHORT = {"he": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
-for variant in rn.VARIANTS:
+for variant in models.VARIANTS:
     name = f"residual, {SHORT[variant]}"
-    runs[name] = ld.train_steps(residual(variant), DATA, STEPS, LR, 64, name=name)
+    runs[name] = run(residual(variant), name)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
-ld.plot_runs(runs.values(), "loss", ax=axes[0], window=10)
-axes[0].set_yscale("log")
-axes[0].set_title("Training loss (log scale: the $2^K$ network starts enormous)")
-ld.plot_runs(runs.values(), "val_acc", ax=axes[1])
-axes[1].axhline(0.1, color="gray", lw=0.8, ls=":")
-axes[1].set_title("Validation accuracy")
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
+figures.plot_curves(runs, "loss", ax=axes[0], window=10, logy=True, ymax=30,
+                    title="Training loss (log scale; capped at 30: the 2^K network starts far above)")  # fmt: skip
+figures.plot_curves(runs, "val_acc", ax=axes[1], chance=0.1, title="Validation accuracy")
 plt.show()
 
 # %%
-rows = [{"network": n, "first loss": r.loss[0], "final val acc": r.final_val_acc, "status": r.where(),
-         "Var[dL/dW_1] step 0": r.grad_var_first} for n, r in runs.items()]
-print(ld.format_table(rows, ["network", "first loss", "Var[dL/dW_1] step 0", "final val acc", "status"],
-                      {"first loss": ".3g", "Var[dL/dW_1] step 0": ".2g", "final val acc": ".3f"}))
+for n, r in runs.items():
+    status = r.where() if r.diverged else f"final val acc {r.final_val_acc:.3f}"
+    print(f"{n:<30} first loss {r.step_loss[0]:9.3g}   {status}")
 
 # %%
 acc = {n: r.final_val_acc for n, r in runs.items()}
 plain = acc["plain, 100 layers, He"]
 he_run = runs["residual, He branches"]
-assert he_run.loss[0] > 1e6  # 2^100 variance reaches the logits
+assert he_run.step_loss[0] > 1e6  # 2^100 variance reaches the logits
 for name in ("residual, BatchNorm first", "residual, zero branch scale"):
     assert acc[name] > plain + 0.05, (name, acc[name], plain)
 
@@ -197,6 +204,43 @@ for name in ("residual, BatchNorm first", "residual, zero branch scale"):
 #   network (each block a small perturbation of the identity) and learn from the first steps, far ahead of
 #   the plain 100-layer network with the same budget.
 #
-# That is the point of Section 11.4: residual connections make depth trainable *only with* an
+# That is the point of Sections 11.3-11.4: residual connections make depth trainable *only with* an
 # initialization (or normalization) that keeps the stream's variance from compounding. SkipInit and Fixup
 # show that the normalization itself is optional: starting each branch at zero is enough.
+#
+# ## Exercise: a residual block that starts as the identity
+#
+# Write `scaled_branch_forward(h, branch, alpha)`, the forward pass of a block $h + \alpha f(h)$, and give
+# `var_after_100` the variance of the residual stream after 100 such blocks at initialization, when every
+# $\alpha = 0.1$ (a small constant instead of zero) and each branch preserves the variance of its input, with
+# $\operatorname{Var}[h_0] = 1$. (Same argument as section 1: the branch is uncorrelated with the stream.)
+
+# %%
+def scaled_branch_forward(h, branch, alpha):
+    return ...  # TODO: the block's output
+
+
+var_after_100 = ...  # TODO: Var[h_100] with alpha = 0.1 in every block
+
+block = models.ResidualBlock(16, "he")
+h0 = torch.randn(8, 16, generator=config.rng(0, "exercise"))
+check(scaled_branch_forward(h0, block.branch, 0.0), h0, "a block with alpha = 0 is the identity", rtol=0, atol=0)
+check(var_after_100, (1 + 0.1**2) ** 100, "Var[h_100] with alpha = 0.1", rtol=0.01,
+      hint="each block: Var[h + a f(h)] = Var[h] + a^2 Var[f(h)] = (1 + a^2) Var[h]")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def scaled_branch_forward(h, branch, alpha):
+    return h + alpha * branch(h)
+
+
+var_after_100 = (1 + 0.1**2) ** 100  # x1.01 per block: 2.7 after 100 blocks (x2 per block without alpha)
+check(scaled_branch_forward(h0, block.branch, 0.0), h0, "a block with alpha = 0 is the identity", rtol=0, atol=0)
+check(var_after_100, (1 + 0.1**2) ** 100, "Var[h_100] with alpha = 0.1", rtol=0.01)
+torch.manual_seed(0)
+net = models.residual_mlp(100, 256, "he")
+with torch.no_grad():
+    for blk in models.names(net, "block"):
+        getattr(net, blk).branch[-1].weight.mul_(0.1)  # alpha = 0.1, folded into the branch's last layer
+measured_var = probes.stream_variances(net, torch.randn(512, 256, generator=config.rng(1, "exercise")),
+                                       models.names(net, "block"))[-1]
+print(f"theory {var_after_100:.2f}, one network of width 256: {measured_var:.2f}")

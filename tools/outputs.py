@@ -1,0 +1,113 @@
+"""`make outputs`: run every notebook in full mode on real CIFAR-10 and store its outputs in the .ipynb, so
+that a reader on GitHub, in Colab or on the course website sees what a student will get.
+
+    python -m tools.outputs --data /path/to/folder-with-cifar-10-batches-py          # all notebooks, in place
+    python -m tools.outputs --data DIR notebooks/07_batchnorm_training.ipynb        # one notebook
+    python -m tools.outputs --data DIR --out build/executed                          # executed copies elsewhere
+
+It refuses, before running anything, to store outputs that are not the lecture's: quick mode
+(``LECTURE_QUICK``), synthetic data (``LECTURE_SYNTHETIC``), or a data-dependent notebook without real CIFAR-10
+files under ``--data``.  Files that are not the official release (e.g. built from ../shared/data) need
+``LECTURE_VERIFY_DATA=0``; each notebook's banner then says so.  Every notebook runs in a fresh kernel from its
+own folder; the run time of each is printed, and a failing notebook is reported and left unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+#: A notebook that reads CIFAR-10 says so with one of these calls.
+USES_DATA = re.compile(r"\bdata\.(source_line|load_split_tensors|tensor_data|cifar10|cifar10_dataset)\(")
+
+
+def uses_data(nb_path: Path) -> bool:
+    """True when the notebook reads CIFAR-10 (its outputs then depend on the data)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    return any(USES_DATA.search(c.source) for c in nb.cells if c.cell_type == "code")
+
+
+def refusal(data_dir: Path | None, notebooks: list[Path], env: dict) -> str | None:
+    """Why these outputs would not be the lecture's, or None when they would."""
+    for flag in ("LECTURE_QUICK", "LECTURE_SYNTHETIC"):
+        if env.get(flag, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return f"{flag} is set: committed outputs must come from a full run on real CIFAR-10. Unset it."
+    needing = [nb.name for nb in notebooks if uses_data(nb)]
+    if not needing:
+        return None
+    if data_dir is None:
+        return (f"{', '.join(needing)} read CIFAR-10: pass --data DIR (or LECTURE_DATA_DIR=DIR), DIR holding "
+                "cifar-10-batches-py/ with the real images (build it from ../shared/data/make_real_cifar10.py).")
+    folder = data_dir / "cifar-10-batches-py"
+    missing = [n for n in ("data_batch_1", "data_batch_5", "test_batch", "batches.meta") if not (folder / n).is_file()]
+    if missing:
+        return f"{folder} lacks {', '.join(missing)}: no real CIFAR-10 there, so no outputs for {', '.join(needing)}."
+    if (folder / "SYNTHETIC.json").is_file():
+        return f"{folder} holds generated synthetic data, not CIFAR-10."
+    return None
+
+
+def execute(nb_path: Path, out_path: Path, env: dict, timeout: int) -> float:
+    """Run ``nb_path`` in a fresh kernel (cwd = its folder) and write it with its outputs to ``out_path``."""
+    nb = nbformat.read(nb_path, as_version=4)
+    os.environ.update(env)  # the kernel inherits this process's environment
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(nb_path.parent)}})  # fmt: skip
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    for cell in nb.cells:  # no per-cell timestamps or kernel noise in the committed file
+        cell.metadata.pop("execution", None)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out_path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Store full-mode, real-data outputs in the lecture notebooks.")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/NN_*.ipynb")
+    parser.add_argument("--data", type=Path, default=os.environ.get("LECTURE_DATA_DIR") or None,
+                        help="folder holding cifar-10-batches-py/ (default: LECTURE_DATA_DIR)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="write executed copies here instead of in place")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    args = parser.parse_args(argv)
+    notebooks = [p.resolve() for p in args.notebooks] or NOTEBOOKS
+    data_dir = args.data.expanduser().resolve() if args.data else None
+    env = {k: v for k, v in os.environ.items()}
+    why = refusal(data_dir, notebooks, env)
+    if why:
+        print(f"make outputs: refused. {why}", file=sys.stderr)
+        return 2
+    if data_dir is not None:
+        env["LECTURE_DATA_DIR"] = str(data_dir)
+    failed, total = 0, 0.0
+    print(f"{'seconds':>8}  notebook")
+    for nb_path in notebooks:
+        out_path = (args.out / nb_path.name) if args.out else nb_path
+        try:
+            seconds = execute(nb_path, out_path, env, args.timeout)
+        except CellExecutionError as err:
+            failed += 1
+            lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+            print(f"  FAILED  {nb_path.name}: {lines[-1] if lines else type(err).__name__} (left unchanged)", flush=True)
+            continue
+        total += seconds
+        print(f"{seconds:8.1f}  {nb_path.name}", flush=True)
+    print(f"{total:8.1f}  in all; {len(notebooks) - failed} written, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
