@@ -92,6 +92,11 @@ def compare(device=None, batch_size: int = 64, workers: int = 2, limit: int | No
             "speedup": round(tensor / loader, 1)}  # fmt: skip
 
 
+def flushing_denormals() -> bool:
+    """True when torch currently flushes subnormal numbers to zero (read by behaviour: torch has no getter)."""
+    return torch.tensor([1e-323], dtype=torch.float64).mul(1.0).item() == 0.0
+
+
 def time_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int = 3,
               flush_denormal: bool = False) -> float:  # fmt: skip
     """Median seconds of one forward + backward pass, with ``torch.set_flush_denormal(flush_denormal)``
@@ -100,7 +105,7 @@ def time_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: int =
     network is full of them (notebook 09)."""
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
-    previous = torch.is_flush_denormal_enabled() if hasattr(torch, "is_flush_denormal_enabled") else False
+    previous = flushing_denormals()
     times = []
     try:
         supported = torch.set_flush_denormal(flush_denormal)

@@ -98,8 +98,9 @@ def check_writable(path: Path | str) -> Path:
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+    """Remove the ``.tmp`` (and ``.probe``) files of writers that were killed (their pid is in the name)."""
+    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.probe")]:
+        pid = tmp.name[len(path.name) + 2 :].rsplit(".", 1)[0]
         alive = False
         if pid.isdigit() and int(pid) != os.getpid():
             try:

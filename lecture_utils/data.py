@@ -239,7 +239,7 @@ def resolve_root(download: bool = True) -> tuple[Path, bool]:
     ``official`` is False (:func:`source_line` says so in the banner)."""
     if config.synthetic():
         root = synthetic.synthetic_root()
-        if not synthetic._synthetic_matches(root, *synthetic.SIZE, 0):
+        if not synthetic._synthetic_matches(root, *synthetic.SIZE, 0):  # about to write: the folder must allow it
             _writable_root(root)
         return synthetic.ensure_synthetic(), False
     root = config.data_dir()
@@ -446,11 +446,11 @@ def load_split_tensors(split: str = "train", device=None, limit: int | None = No
     return x, torch.from_numpy(labels[idx]).to(device)
 
 
-def tensor_data(n_train: int | None = None, n_val: int | None = None, device=None):
+def tensor_data(n_train: int | None = None, n_val: int | None = None, device=None, val_size: int | None = None):
     """(x_train, y_train, x_val, y_val): the first ``n_train`` / ``n_val`` images (None: all) of the training
     and validation splits as normalized tensors on ``device`` (notebooks 08-10)."""
-    x_train, y_train = load_split_tensors("train", device=device, limit=n_train)
-    x_val, y_val = load_split_tensors("val", device=device, limit=n_val)
+    x_train, y_train = load_split_tensors("train", device=device, limit=n_train, val_size=val_size)
+    x_val, y_val = load_split_tensors("val", device=device, limit=n_val, val_size=val_size)
     return x_train, y_train, x_val, y_val
 
 

@@ -69,7 +69,7 @@ def deep_mlp(depth: int, width: int, in_features: int | None = None, out_feature
 
 def deep_cnn(depth: int, channels: int, in_channels: int = 3, num_classes: int = 10, activation: str = "relu",
              slope: float | None = None, batchnorm: bool = False, init: str = "he", kernel_size: int = 3,
-             generator: torch.Generator | None = None) -> nn.Sequential:  # fmt: skip
+             bias: bool = True, g: float | None = None, generator: torch.Generator | None = None) -> nn.Sequential:  # fmt: skip
     """``depth`` blocks conv_k: Conv2d(k x k, same padding) [-> bn_k: BatchNorm2d] -> act_k, then global
     average pooling and a ``head`` Linear(channels, num_classes).  Conv fans are C k^2
     (:func:`lecture_utils.init.fans`)."""
@@ -80,14 +80,15 @@ def deep_cnn(depth: int, channels: int, in_channels: int = 3, num_classes: int =
     layers: list[tuple[str, nn.Module]] = []
     c = in_channels
     for k in range(1, depth + 1):
-        layers.append((f"conv{k}", nn.Conv2d(c, channels, kernel_size, padding=kernel_size // 2, bias=not batchnorm)))
+        layers.append((f"conv{k}", nn.Conv2d(c, channels, kernel_size, padding=kernel_size // 2,
+                                             bias=bias and not batchnorm)))  # fmt: skip
         if batchnorm:
             layers.append((f"bn{k}", nn.BatchNorm2d(channels)))
         layers.append((f"act{k}", activation_module(activation, slope)))
         c = channels
     layers += [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("head", nn.Linear(c, num_classes))]
     model = nn.Sequential(OrderedDict(layers))
-    return model if init == "default" else apply_init(model, init, activation, slope, generator=generator)
+    return model if init == "default" else apply_init(model, init, activation, slope, g=g, generator=generator)
 
 
 #: Architectures of :func:`plain_net`.
@@ -118,7 +119,7 @@ def plain_net(arch: str, depth: int, width: int, init: str = "he", activation: s
                             activation=activation, slope=slope, batchnorm=batchnorm, flatten=True, init=init,
                             g=g, bias=bias)  # fmt: skip
         return deep_cnn(depth - 1, width, in_channels=in_shape[0], num_classes=num_classes, activation=activation,
-                        slope=slope, batchnorm=batchnorm, init=init)  # fmt: skip
+                        slope=slope, batchnorm=batchnorm, init=init, g=g, bias=bias)  # fmt: skip
 
 
 def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 * 32 * 32,

@@ -160,14 +160,21 @@ def locate_nonfinite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     non-finite tensor: ('input', '') when the batch itself holds inf/NaN (the data, not the network); else
     :meth:`Probe.first_nonfinite`; else ('gradient', name) of the last selected layer (in backward order,
     the first reached) whose weight gradient is not finite.  None when everything is finite.  The model's
-    gradients are cleared before and after, so a diverged step is diagnosed before (instead of) its update."""
+    gradients are cleared before and after, and its buffers (BatchNorm's running averages) restored, so a diverged
+    step is diagnosed before (instead of) its update and leaves no trace."""
     if not bool(torch.isfinite(x).all()):
         return ("input", "")
     model.zero_grad(set_to_none=True)
-    with Probe(model, select=select) as probe:
-        loss = loss_fn(model(x), y)
-        if loss.requires_grad:
-            loss.backward()
+    buffers = {name: b.clone() for name, b in model.named_buffers()}  # BatchNorm's running averages
+    try:
+        with Probe(model, select=select) as probe:
+            loss = loss_fn(model(x), y)
+            if loss.requires_grad:
+                loss.backward()
+    finally:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name])
     found = probe.first_nonfinite()
     if found is None:
         for name, layer in reversed(probe.modules):

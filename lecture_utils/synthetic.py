@@ -104,8 +104,9 @@ def write_synthetic_cifar10(root: Path | str, n_train: int = 50_000, n_test: int
         raise ValueError(f"n_train must be a positive multiple of 5 and n_test positive, got {n_train}, {n_test}.")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    _remove_dead_writers(root)
     world = _synthetic_world(seed)
-    tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".synthetic-{os.getpid()}-", dir=root))
     try:
         per = n_train // 5
         batches = [(f"training batch {i + 1} of 5", name, per) for i, name in enumerate(TRAIN_FILES)]
@@ -134,6 +135,23 @@ def write_synthetic_cifar10(root: Path | str, n_train: int = 50_000, n_test: int
     return root
 
 
+def _remove_dead_writers(root: Path) -> None:
+    """Remove the temporary folders of writers that were killed (their pid, in the folder's name, is gone)."""
+    for tmp in root.glob(".synthetic-*"):
+        pid = tmp.name.split("-")[1] if tmp.name.count("-") >= 2 else ""
+        alive = False
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:
+                alive = True
+        if not alive and tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def is_synthetic(folder: Path | str) -> bool:
     """True when ``folder`` (a ``cifar-10-batches-py``) was written by :func:`write_synthetic_cifar10`."""
     return (Path(folder) / MARKER).is_file()
@@ -155,8 +173,11 @@ def synthetic_root() -> Path:
     return config.data_dir() / "synthetic"
 
 
-def ensure_synthetic(n_train: int = SIZE[0], n_test: int = SIZE[1], seed: int = 0) -> Path:
-    """The root of the synthetic data set, generated once (about ten seconds) and reused afterwards."""
+def ensure_synthetic(n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Path:
+    """The root of the synthetic data set (:data:`SIZE` images unless given), generated once (about ten seconds)
+    and reused afterwards."""
+    n_train = SIZE[0] if n_train is None else n_train
+    n_test = SIZE[1] if n_test is None else n_test
     root = synthetic_root()
     if not _synthetic_matches(root, n_train, n_test, seed):
         write_synthetic_cifar10(root, n_train, n_test, seed)

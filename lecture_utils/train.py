@@ -235,6 +235,12 @@ def _diverged(fit: Fit, xb, yb, what: str) -> DivergenceError:
                            fit.run)  # fmt: skip
 
 
+def _restore(buffers: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for b, s in zip(buffers, saved, strict=True):
+            b.copy_(s)
+
+
 def _call(callbacks, event: str, fit: Fit) -> None:
     for cb in callbacks:
         method = getattr(cb, event, None)
@@ -304,6 +310,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None =
     def done() -> bool:
         return state.stop or (steps is not None and state.step >= steps)
 
+    buffers = list(model.buffers())
     try:
         if steps is not None and state.step == 0:
             record_eval()
@@ -316,10 +323,12 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None =
                 state.step += 1
                 xb, yb = xb.to(state.device, non_blocking=True), yb.to(state.device, non_blocking=True)
                 _call(callbacks, "before_step", state)
+                saved = [b.clone() for b in buffers]  # a diverged step must not leave NaN in BatchNorm's averages
                 out = model(xb)
                 loss = state.loss_fn(out, yb)
                 state.loss = loss.item()
                 if not math.isfinite(state.loss):
+                    _restore(buffers, saved)
                     state.run.step_loss.append(state.loss)
                     err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}")
                     if on_divergence == "raise":
@@ -330,6 +339,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None =
                 _call(callbacks, "after_backward", state)  # the raw gradients, before clipping
                 norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
                 if not math.isfinite(norm):
+                    _restore(buffers, saved)
                     state.run.step_loss.append(state.loss)
                     err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}, gradient norm = {norm:.4g}")
                     if on_divergence == "raise":

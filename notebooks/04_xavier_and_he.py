@@ -54,7 +54,7 @@ from torch import nn
 
 from lecture_utils import config, figures, theory
 from lecture_utils import init as li
-from lecture_utils.exercises import check, check_function
+from lecture_utils.exercises import check_function
 
 # %matplotlib inline
 
