@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .init import INITS, activation_module, apply_init, check_activation, init_tensor_
+from .init import weighted_layers as weighted_layers_of
 
 
 def _check_positive(**values: int) -> None:
@@ -140,6 +141,102 @@ def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 *
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return model
+
+
+# ---- 1000 plain layers, fast (notebook 9) --------------------------------------------------------------
+class _LeakyStack(torch.autograd.Function):
+    """u -> for each W in Ws: u = leaky_relu(u, a) @ W.T -- exactly K x [LeakyReLU(a), Linear(w, w, bias=False)] --
+    but 2 operations per layer forward and 2 backward, all K weight gradients in one batched product, and no
+    autograd graph of 4K nodes.  1000 layers of width 32 are per-operation overhead on a CPU; this is ~3x faster."""
+
+    @staticmethod
+    def forward(ctx, u, W, a):
+        K, (B, n) = W.shape[0], u.shape
+        H = u.new_empty(K, B, n)  # H[l] = the input of layer l, after the activation
+        Hs, WTs = H.unbind(0), W.transpose(1, 2).contiguous().unbind(0)
+        out = u.new_empty(B, n)
+        torch._C._nn.leaky_relu(u, a, out=Hs[0])
+        for layer in range(K):
+            nxt = Hs[layer + 1] if layer + 1 < K else out
+            torch.mm(Hs[layer], WTs[layer], out=nxt)
+            if layer + 1 < K:
+                torch._C._nn.leaky_relu(nxt, a, out=nxt)  # in place: the sign of the output is the input's
+        ctx.save_for_backward(H, W)
+        ctx.a = a
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        H, W = ctx.saved_tensors
+        K, a = W.shape[0], ctx.a
+        G = torch.empty_like(H)  # G[l] = dL/d(output of layer l)
+        Gs, Hs, Ws = G.unbind(0), H.unbind(0), W.unbind(0)
+        Gs[K - 1].copy_(g)
+        gh, gu = torch.empty_like(g), torch.empty_like(g)
+        for layer in range(K - 1, -1, -1):
+            torch.mm(Gs[layer], Ws[layer], out=gh)  # dL/dH[l]
+            torch.ops.aten.leaky_relu_backward.grad_input(gh, Hs[layer], a, True,
+                                                         grad_input=Gs[layer - 1] if layer > 0 else gu)  # fmt: skip
+        return gu, torch.bmm(G.transpose(1, 2), H), None  # dL/dW[l] = G[l]^T H[l]
+
+
+class DeepLeakyMLP(nn.Module):
+    """A plain MLP of ``depth`` weighted layers and no biases: fc1 (in_features -> width), depth - 2 hidden layers
+    width -> width whose weights live in one tensor ``hidden`` of shape (depth - 2, width, width), and ``head``;
+    a leaky ReLU of slope ``slope`` before every layer but the first.  It computes exactly what
+    ``plain_net("mlp", depth, width, activation="leaky_relu", slope=slope, bias=False)`` computes
+    (:meth:`to_sequential` builds that network with the same weights), with a fused backward pass
+    (:class:`_LeakyStack`) when gradients are needed.  Notebook 9 trains 1000 layers with it."""
+
+    def __init__(self, depth: int, width: int, slope: float, in_features: int = 3 * 32 * 32, num_classes: int = 10):
+        super().__init__()
+        if not isinstance(depth, int) or depth < 3:
+            raise ValueError(f"depth counts the weighted layers, head included: an integer >= 3, got {depth!r}.")
+        _check_positive(width=width, in_features=in_features, num_classes=num_classes)
+        self.slope = float(slope)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(in_features, width, bias=False)
+        self.hidden = nn.Parameter(torch.empty(depth - 2, width, width))
+        self.head = nn.Linear(width, num_classes, bias=False)
+
+    def layer_weights(self) -> list[torch.Tensor]:
+        """The depth weight matrices in forward order (views: changing them changes the network)."""
+        return [self.fc1.weight, *self.hidden.unbind(0), self.head.weight]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.fc1(self.flatten(x))
+        if torch.is_grad_enabled() and self.hidden.requires_grad:
+            u = _LeakyStack.apply(u, self.hidden, self.slope)
+        else:
+            for w in self.hidden.unbind(0):
+                u = nn.functional.leaky_relu(u, self.slope) @ w.T
+        return self.head(nn.functional.leaky_relu(u, self.slope))
+
+    def to_sequential(self) -> nn.Sequential:
+        """The same network as a plain nn.Sequential (fc1, act1, fc2, ..., head) with copies of the weights."""
+        depth, width = len(self.hidden) + 2, self.hidden.shape[1]
+        net = plain_net("mlp", depth, width, "default", activation="leaky_relu", slope=self.slope, bias=False,
+                        in_shape=(self.fc1.in_features,), num_classes=self.head.out_features)  # fmt: skip
+        with torch.no_grad():
+            for (_, layer), w in zip(weighted_layers_of(net), self.layer_weights(), strict=True):
+                layer.weight.copy_(w)
+        return net
+
+
+def critical_leaky_mlp(depth: int, width: int, slope: float, seed: int = 0, fused: bool = True,
+                       in_features: int = 3 * 32 * 32, num_classes: int = 10) -> nn.Module:  # fmt: skip
+    """A plain leaky-ReLU MLP at its critical point (notebook 9): orthogonal weights, no biases, hidden layers
+    with the leaky ReLU's gain sqrt(2 / (1 + a^2)), the first and the last layer with gain 1; pick the slope with
+    :func:`lecture_utils.theory.tailored_slope`.  ``fused=True`` gives the fast :class:`DeepLeakyMLP`, else the
+    equivalent nn.Sequential.  Weights from ``torch.manual_seed(seed)`` in a forked RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DeepLeakyMLP(depth, width, slope, in_features, num_classes)
+        weights = net.layer_weights()
+        for k, w in enumerate(weights):
+            hidden = 0 < k < len(weights) - 1
+            init_tensor_(w, "orthogonal", nonlinearity="leaky_relu", slope=slope, g=None if hidden else 1.0)
+    return net if fused else net.to_sequential()
 
 
 # ---- residual networks (notebook 10; Prince, Understanding Deep Learning, 11.3-11.4) -----------------

@@ -73,7 +73,7 @@ n_threads = config.small_layer_threads()  # narrow layers: one CPU thread is as 
 # ## 1. The depth ladder at initialization
 #
 # Each network sees one batch of $\mathcal N(0,1)$ images (3x32x32) with random labels and the cross-entropy loss,
-# in `float32`. A `Probe` records the variance of the first and of the last hidden layer's output (before the
+# in `float32` (quick and full mode alike: at initialization nothing is expensive). A `Probe` records the variance of the first and of the last hidden layer's output (before the
 # activation) and of the gradient there. The weights come from `plain_net(..., seed=0)`; the inputs from
 # another random stream (`config.rng(0, "inputs")`), so that inputs and weights are independent.
 #
@@ -84,7 +84,7 @@ n_threads = config.small_layer_threads()  # narrow layers: one CPU thread is as 
 LADDER = {"MLP, 2 hidden": ("mlp", 3, 64), "CNN, 4 conv": ("cnn", 5, 16),
           "MLP, 100 hidden": ("mlp", 101, 64), "MLP, 1000 hidden": ("mlp", 1001, 64)}  # (arch, weighted layers, width)
 INITS = ["default", "N(0,1)", "N(0,0.01^2)", "xavier", "he", "orthogonal"]
-BATCH = config.pick(16, 64)
+BATCH = 64
 x = torch.randn(BATCH, 3, 32, 32, generator=config.rng(0, "inputs"))
 y = torch.randint(0, 10, (BATCH,), generator=config.rng(0, "labels"))
 rows, act_ratio, grad_ratio, first_var = [], [], [], {}

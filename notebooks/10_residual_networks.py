@@ -114,7 +114,6 @@ ax.legend(fontsize="small")
 plt.show()
 
 # %%
-# NBVAL_CHECK_OUTPUT
 for variant in models.VARIANTS:
     m = measured[variant]
     theory = models.residual_theory(variant, K, m[0])
