@@ -1,51 +1,86 @@
-# The lecture's commands.  Only python3 is needed: everything else is installed into .venv.
-#   make lab          set up and open JupyterLab on notebooks/
-#   make test         set up and run every check (unit tests, notebooks in quick mode, pairing, ruff)
-#   make lecture      run every notebook in full mode and render HTML pages under build/lecture/
+# The lecture's commands.  Only python3 (3.11 or newer) is needed: everything else is installed into .venv.
+#   make lab          set up the lecture ([lab]: torch, torchvision, JupyterLab) and open JupyterLab on notebooks/
+#   make test         set up the lecture and the tests, then run every check (unit tests, notebooks in quick mode,
+#                     pairing, the course website in a headless browser, a fresh non-editable install, ruff)
+#   make site         build the course website from the notebooks' committed outputs (build/site/index.html)
+#   make lecture      run every notebook in full mode (into build/executed/) and build the website from that run
 #   make assignments  build student notebooks and autograder archives under dist/assignments/
 #   make grade SUBMISSION=path.ipynb   grade one submission locally (no Docker)
 #   make bench        time the data pipelines side by side
 #   make sync         after editing a notebook's .py: update its .ipynb and re-run it in quick mode
+#   make colab        regenerate every notebook's Colab badge and set-up cell from pyproject.toml
+# No GPU?  make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu  installs the CPU-only torch (see README).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+SETUP := PYTHON='$(PYTHON)' VENV='$(VENV)' bash tools/venv.sh
+# What `make test` installs.  [test] includes [lab] and [site]; grading's tests need [grading].
+TEST_EXTRAS := test,grading
 # No MPLBACKEND here: kernels use the inline backend, so figures are saved in the notebooks.
 QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
-.PHONY: lab test lecture assignments grade bench sync colab clean
+.DEFAULT_GOAL := help
+.PHONY: help venv lab test site lecture assignments grade bench sync colab browser-deps clean
 
-# The venv is (re)built only when pyproject.toml changes: a second `make lab` does not reinstall.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[lab,test,grading]"
-	touch $(STAMP)
+# Before anything is installed: is $(PYTHON) a Python 3.11+?  One line (make's "*** ... Stop.") if not.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+PYTHON_PROBLEM := $(shell PYTHON='$(PYTHON)' bash tools/venv.sh check-python)
+ifneq ($(PYTHON_PROBLEM),)
+$(error $(PYTHON_PROBLEM))
+endif
+endif
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+help:
+	@sed -n '2,12s/^# \{0,1\}//p' Makefile
 
-test: $(STAMP)
+# (Re)creates .venv when it is missing, has no pip, or was made by another Python (one line says which).
+venv:
+	@$(SETUP) venv
+
+# Each install runs once, and again only when pyproject.toml changes: a second `make lab` installs nothing.
+# The file browser shows each notebook once: the paired .py sources are hidden (Jupytext still writes them).
+LAB_HIDE := ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.so", "*.dylib", "*.py"]
+lab: venv
+	@$(SETUP) install lab
+	$(VENV)/bin/jupyter lab notebooks/ --ContentsManager.hide_globs='$(LAB_HIDE)'
+
+
+test: venv browser-deps
+	@$(SETUP) install $(TEST_EXTRAS) lab,site
 	$(PY) -m ruff check .
 	$(QUICK_ENV) $(PY) -m pytest
 
-lecture: $(STAMP)
-	$(PY) -m tools.render --out build/lecture $(NOTEBOOKS:.py=.ipynb)
+browser-deps:
+	@bash tools/browser_deps.sh
 
-assignments: $(STAMP)
+site: venv
+	@$(SETUP) install site
+	$(PY) -m tools.site build --out build/site
+
+lecture: venv
+	@$(SETUP) install lab,site lab,site
+	$(PY) -m tools.site execute --out build/executed $(NOTEBOOKS:.py=.ipynb)
+	$(PY) -m tools.site build --notebooks build/executed --out build/site
+
+assignments: venv
+	@$(SETUP) install lab,grading
 	$(PY) -m tools.assignments build
 
 # SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission.
-grade: $(STAMP)
+grade: venv
 	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv]"; exit 2; }
+	@$(SETUP) install lab,grading
 	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)")
 
-bench: $(STAMP)
+bench: venv
+	@$(SETUP) install lab
 	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
 
 # Edit the .py, then: pair it, and refresh the committed outputs (quick mode, as nbval checks them).
-sync: $(STAMP)
+sync: venv
+	@$(SETUP) install lab
 	$(PY) -m tools.colab --write $(NOTEBOOKS)
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
 	for nb in $(NOTEBOOKS:.py=.ipynb); do \
@@ -53,7 +88,8 @@ sync: $(STAMP)
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.record_timing=False "$$nb" || exit 1; done
 	$(PY) -m jupytext --sync $(NOTEBOOKS)
 
-colab: $(STAMP)
+colab: venv
+	@$(SETUP) install lab
 	$(PY) -m tools.colab --write
 
 clean:
