@@ -102,3 +102,20 @@ def test_a_python_that_cannot_make_a_venv_with_pip_says_what_to_install(tmp_path
     assert done.returncode != 0
     assert len(ours) == 1 and "python3-venv" in ours[0], _lines(done)
     assert not venv.exists(), "a venv without pip is not left behind to fail the next run"
+
+
+def test_make_lab_shows_each_notebook_once_in_the_file_browser():
+    """`make lab`'s hide_globs, applied to Jupytext's contents manager over notebooks/: no paired .py listed."""
+    import json
+
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+    from jupytext import TextFileContentsManager
+
+    done = _make("-n", "lab")
+    (line,) = [x for x in done.stdout.splitlines() if "hide_globs=" in x]
+    globs = json.loads(line.split("hide_globs=", 1)[1].strip("'"))
+    assert set(FileContentsManager().hide_globs) <= set(globs), "keeps Jupyter's own hidden patterns"
+    manager = TextFileContentsManager(root_dir=str(ROOT / "notebooks"), hide_globs=globs)
+    listed = {item["name"]: item["type"] for item in manager.get("")["content"]}
+    on_disk = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    assert sorted(listed) == on_disk and set(listed.values()) == {"notebook"}, listed
