@@ -1,61 +1,100 @@
-# The lecture's commands.  Only python3 is needed: everything else is installed into .venv.
-#   make lab          set up and open JupyterLab on notebooks/
-#   make test         set up and run every check (unit tests, notebooks in quick mode, pairing, ruff)
-#   make lecture      run every notebook in full mode and render HTML pages under build/lecture/
+# The lecture's commands.  Only python3 (3.11 or newer) is needed: everything else is installed into .venv.
+#   make lab          set up the lecture ([lab]: torch, torchvision, JupyterLab) and open JupyterLab on notebooks/
+#   make test         set up the lecture and the tests, then run every check (unit tests, notebooks in quick mode,
+#                     pairing, the course website in a headless browser, a fresh non-editable install, ruff)
+#   make site         build the course website from the notebooks' committed outputs (build/site/index.html)
+#   make lecture      run every notebook in full mode on real CIFAR-10 (into build/executed/), build the website from it
+#   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs in notebooks/*.ipynb
 #   make assignments  build student notebooks and autograder archives under dist/assignments/
 #   make grade SUBMISSION=path.ipynb   grade one submission locally (no Docker)
 #   make bench        time the data pipelines side by side
-#   make sync         after editing a notebook's .py: update its .ipynb (cells only; outputs stay)
-#   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs (LECTURE_DATA_DIR=...)
+#   make sync         after editing a notebook's .py: update its .ipynb (cells only; the outputs stay)
+#   make colab        regenerate every notebook's Colab badge and set-up cell from pyproject.toml
+# No GPU?  make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu  installs the CPU-only torch (see README).
+# Real data for make outputs / make lecture:  LECTURE_DATA_DIR=/folder/holding/cifar-10-batches-py [LECTURE_VERIFY_DATA=0]
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+SETUP := PYTHON='$(PYTHON)' VENV='$(VENV)' bash tools/venv.sh
+# What `make test` installs.  [test] includes [lab] and [site]; grading's tests need [grading].
+TEST_EXTRAS := test,grading
 # No MPLBACKEND here: kernels use the inline backend, so figures are saved in the notebooks.
 QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
-.PHONY: lab test lecture outputs assignments grade bench sync colab clean
+.DEFAULT_GOAL := help
+.PHONY: help venv lab test site lecture outputs assignments grade bench sync colab browser-deps clean
 
-# The venv is (re)built only when pyproject.toml changes: a second `make lab` does not reinstall.
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[lab,test,grading]"
-	touch $(STAMP)
+# Before anything is installed: is $(PYTHON) a Python 3.11+?  One line (make's "*** ... Stop.") if not.
+ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+PYTHON_PROBLEM := $(shell PYTHON='$(PYTHON)' bash tools/venv.sh check-python)
+ifneq ($(PYTHON_PROBLEM),)
+$(error $(PYTHON_PROBLEM))
+endif
+endif
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+help:
+	@sed -n '2,14s/^# \{0,1\}//p' Makefile
 
-test: $(STAMP)
+# (Re)creates .venv when it is missing, has no pip, or was made by another Python (one line says which).
+venv:
+	@$(SETUP) venv
+
+# Each install runs once, and again only when pyproject.toml changes: a second `make lab` installs nothing.
+# The file browser shows each notebook once: the paired .py sources are hidden (Jupytext still writes them).
+LAB_HIDE := ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.so", "*.dylib", "*.py"]
+lab: venv
+	@$(SETUP) install lab
+	$(VENV)/bin/jupyter lab notebooks/ --ContentsManager.hide_globs='$(LAB_HIDE)'
+
+
+test: venv browser-deps
+	@$(SETUP) install $(TEST_EXTRAS) lab,site
 	$(PY) -m ruff check .
 	$(QUICK_ENV) $(PY) -m pytest
 
-lecture: $(STAMP)
-	$(PY) -m tools.render --out build/lecture $(NOTEBOOKS:.py=.ipynb)
+browser-deps:
+	@bash tools/browser_deps.sh
 
-assignments: $(STAMP)
-	$(PY) -m tools.assignments build
+site: venv
+	@$(SETUP) install site
+	$(PY) -m tools.site build --out build/site
 
-# SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission.
-grade: $(STAMP)
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv]"; exit 2; }
-	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)")
-
-bench: $(STAMP)
-	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
-
-# Edit the .py, then pair it: the .ipynb gets the new cells and keeps the outputs of unchanged ones.
-sync: $(STAMP)
-	$(PY) -m tools.colab --write $(NOTEBOOKS)
-	$(PY) -m jupytext --sync $(NOTEBOOKS)
+lecture: venv
+	@$(SETUP) install lab,site
+	$(PY) -m tools.outputs --out build/executed
+	$(PY) -m tools.site build --notebooks build/executed --out build/site
 
 # The committed outputs are a full-mode run on real CIFAR-10 (what a student gets); refuses quick or synthetic runs.
 #   make outputs LECTURE_DATA_DIR=/path/holding/cifar-10-batches-py [LECTURE_VERIFY_DATA=0] [NB=notebooks/07_...ipynb]
-outputs: $(STAMP)
+outputs: venv
+	@$(SETUP) install lab
 	$(PY) -m tools.outputs $(NB)
 
-colab: $(STAMP)
+assignments: venv
+	@$(SETUP) install lab,grading
+	$(PY) -m tools.assignments build
+
+# SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission.
+grade: venv
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv]"; exit 2; }
+	@$(SETUP) install lab,grading
+	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)")
+
+bench: venv
+	@$(SETUP) install lab
+	LECTURE_SYNTHETIC=1 $(PY) -m lecture_utils.bench
+
+# Edit the .py, then pair it: the .ipynb gets the new cells and keeps the outputs of unchanged ones.
+sync: venv
+	@$(SETUP) install lab
+	$(PY) -m tools.colab --write $(NOTEBOOKS)
+	$(PY) -m jupytext --sync $(NOTEBOOKS)
+
+
+colab: venv
+	@$(SETUP) install lab
 	$(PY) -m tools.colab --write
 
 clean:

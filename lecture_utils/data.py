@@ -43,9 +43,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import transforms
-from torchvision.datasets import CIFAR10
-from torchvision.datasets.vision import VisionDataset
 
 from . import config, synthetic
 from .synthetic import CIFAR10_CLASSES, FOLDER, META_FILE, TEST_FILES, TRAIN_FILES
@@ -53,8 +50,13 @@ from .synthetic import CIFAR10_CLASSES, FOLDER, META_FILE, TEST_FILES, TRAIN_FIL
 #: Per-channel mean and std of the 50,000 CIFAR-10 training images (RGB, pixel values in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-#: Official md5 sums, as torchvision checks them.
-MD5 = {**dict(CIFAR10.train_list), **dict(CIFAR10.test_list), META_FILE: CIFAR10.meta["md5"]}
+#: Official md5 sums (the ones torchvision.datasets.CIFAR10 checks; tests/test_data.py compares them).
+MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751", "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
+    META_FILE: "5ff9c542aee3614f3951f8cda6e48888",
+}  # fmt: skip
 SPLITS = ("train", "val", "test")
 #: Images held out of the 50,000 training images for validation (seeded random_split).
 VAL_SIZE = 5000
@@ -179,18 +181,39 @@ def raw_split(train: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[str, ..
     return _read_split(str(folder), train, _stamp(folder))
 
 
-class CIFAR10Files(CIFAR10):
-    """``torchvision.datasets.CIFAR10`` over the files in use, read with the checked reader above
-    (torchvision's ``__getitem__``: a PIL image and its label, through ``transform``)."""
+def torchvision():
+    """The torchvision module, or one clear error: the PyTorch-way pipeline (notebook 6) and the download need it;
+    the in-memory path of the experiments does not."""
+    try:
+        import torchvision as tv
+    except ImportError:
+        raise ImportError(
+            f"torchvision is not installed. Install the release that matches your torch {torch.__version__.split('+')[0]} "
+            "(see the table at https://github.com/pytorch/vision#installation), e.g. pip install torchvision, or install "
+            "the lecture with its [lab] extra in a fresh environment: pip install 'init-lecture[lab]'."
+        ) from None
+    return tv
 
-    def __init__(self, root, train: bool = True, transform=None, target_transform=None):  # noqa: D107
-        VisionDataset.__init__(self, str(root), transform=transform, target_transform=target_transform)
-        self.train = train
-        folder = Path(root) / FOLDER
-        self.data, labels, classes = _read_split(str(folder), train, _stamp(folder))
-        self.targets = labels.tolist()
-        self.classes = list(classes)
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+@lru_cache(maxsize=1)
+def _files_dataset_class():
+    tv = torchvision()
+
+    class CIFAR10Files(tv.datasets.CIFAR10):
+        """``torchvision.datasets.CIFAR10`` over the files in use, read with the checked reader above
+        (torchvision's ``__getitem__``: a PIL image and its label, through ``transform``)."""
+
+        def __init__(self, root, train: bool = True, transform=None, target_transform=None):
+            tv.datasets.vision.VisionDataset.__init__(self, str(root), transform=transform,
+                                                      target_transform=target_transform)  # fmt: skip
+            self.train = train
+            folder = Path(root) / FOLDER
+            self.data, labels, classes = _read_split(str(folder), train, _stamp(folder))
+            self.targets = labels.tolist()
+            self.classes = list(classes)
+            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+
+    return CIFAR10Files
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -250,8 +273,9 @@ def resolve_root(download: bool = True) -> tuple[Path, bool]:
         if not download:
             raise DataUnavailableError(f"CIFAR-10 is not available: {reason}. {_what_to_do(folder)}")
         _writable_root(root)
+        tv = torchvision()
         try:
-            CIFAR10(root, train=True, download=True)
+            tv.datasets.CIFAR10(root, train=True, download=True)
         except Exception as err:  # no network, a proxy, a full disk...: one clear message instead
             raise DataUnavailableError(
                 f"CIFAR-10 is not available: {reason} and the download failed ({type(err).__name__}: "
@@ -281,12 +305,12 @@ def source_line() -> str:
             "LECTURE_VERIFY_DATA=0), so statistics may differ slightly from CIFAR-10's published values.")  # fmt: skip
 
 
-def cifar10_dataset(train: bool = True, transform=None, download: bool = True) -> CIFAR10Files:
+def cifar10_dataset(train: bool = True, transform=None, download: bool = True):
     """The whole training (50,000) or test (10,000) set as a torchvision ``CIFAR10`` dataset: the same as
     ``torchvision.datasets.CIFAR10(root=LECTURE_DATA_DIR, train=train, download=True, transform=transform)``,
     plus the synthetic and ``LECTURE_VERIFY_DATA=0`` paths of :func:`resolve_root`."""
     root, _ = resolve_root(download)
-    return CIFAR10Files(root, train=train, transform=transform)
+    return _files_dataset_class()(root, train=train, transform=transform)
 
 
 def class_names() -> list[str]:
@@ -294,8 +318,9 @@ def class_names() -> list[str]:
     return list(raw_split(False)[2])
 
 
-def normalize_transform(mean=None, std=None) -> transforms.Compose:
+def normalize_transform(mean=None, std=None):
     """``Compose([ToTensor(), Normalize(mean, std)])``; ``mean``/``std`` default to :func:`normalization`."""
+    transforms = torchvision().transforms
     if mean is None or std is None:
         mean, std = normalization()
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize(tuple(mean), tuple(std))])

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import CIFAR10
 
 from . import config
 
-FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
-TRAIN_FILES = tuple(name for name, _ in CIFAR10.train_list)
-TEST_FILES = tuple(name for name, _ in CIFAR10.test_list)
-META_FILE = CIFAR10.meta["filename"]
+#: The official release's layout (as torchvision.datasets.CIFAR10 knows it).
+FOLDER = "cifar-10-batches-py"
+TRAIN_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
+TEST_FILES = ("test_batch",)
+META_FILE = "batches.meta"
 #: The marker that says a folder holds generated data (read without unpickling anything).
 MARKER = "SYNTHETIC.json"
 VERSION = 3

@@ -32,9 +32,16 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
-    )
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
+    if done.returncode:
+        lines = done.stderr.splitlines()
+        reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")
+
+        class SetupFailed(Exception):
+            def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback
+                return [str(self)]
+
+        raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
 # %%
 import math

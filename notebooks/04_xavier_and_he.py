@@ -40,9 +40,16 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], check=True
-    )
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
+    if done.returncode:
+        lines = done.stderr.splitlines()
+        reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")
+
+        class SetupFailed(Exception):
+            def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback
+                return [str(self)]
+
+        raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
 # %%
 import math
@@ -146,7 +153,7 @@ assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
 # **Convolutions.** A `Conv2d` output sums over $C_\text{in}$ channels and a $k\times k$ window, so
 # $n_\text{in} = C_\text{in}k^2$ and, by the same argument backwards, $n_\text{out} = C_\text{out}k^2$
 # (the convention of `torch.nn.init`).
-
+#
 # **Variance or standard deviation?** $\mathcal N(0, \sigma^2)$ names a **variance**, but `torch.normal(0, s)`,
 # `torch.randn(...) * s` and `nn.init.normal_(w, std=s)` take a **standard deviation** $s = \sqrt{\sigma^2}$.
 # Lecture notes often write He's rule as $\mathcal N(0, \sqrt{2/n})$ meaning the standard deviation; pass

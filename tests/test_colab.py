@@ -34,3 +34,22 @@ def test_setup_cell_installs_only_inside_colab():
 
 def test_badge_points_at_the_ipynb_even_for_the_py():
     assert colab.badge("notebooks/01_x.py").endswith("/blob/main/notebooks/01_x.ipynb)")
+
+
+def test_setup_cell_failure_is_one_clear_line(tmp_path):
+    """In Colab a set-up cell that cannot install (no network, wrong URL) stops with one line, no traceback."""
+    from nbclient import NotebookClient
+
+    wrong = f"file://{tmp_path}/no-such-repository"
+    fake_colab = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(fake_colab), nbformat.v4.new_code_cell(colab.setup_source(url=wrong))]
+    )
+    NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=300).execute()
+    outputs = nb.cells[1].outputs
+    assert [o.output_type for o in outputs] == ["error"], outputs
+    (line,) = outputs[0].traceback
+    assert line.startswith(f"Could not install the lecture from {wrong} (no network? wrong URL?): ")
+    reason = line.split("wrong URL?): ", 1)[1]
+    assert reason.startswith(("fatal:", "ERROR:")), line  # git's or pip's own words, without colour codes
+    assert "Traceback" not in line and "CalledProcessError" not in line

@@ -38,16 +38,26 @@ def github_slug() -> str:
     return url[len(prefix) :]
 
 
+def colab_url(notebook: Path | str, branch: str = "main") -> str:
+    """Colab's URL that opens ``notebook`` (a path relative to the repository root; .py or .ipynb) from GitHub."""
+    rel = Path(notebook).with_suffix(".ipynb").as_posix()
+    return f"https://colab.research.google.com/github/{github_slug()}/blob/{branch}/{rel}"
+
+
 def badge(notebook: Path | str, branch: str = "main") -> str:
     """Markdown for the badge of ``notebook`` (a path relative to the repository root, .ipynb)."""
-    rel = Path(notebook).with_suffix(".ipynb").as_posix()
-    link = f"https://colab.research.google.com/github/{github_slug()}/blob/{branch}/{rel}"
-    return f"[![Open In Colab]({BADGE_IMG})]({link})"
+    return f"[![Open In Colab]({BADGE_IMG})]({colab_url(notebook, branch)})"
 
 
-def setup_source(extras: tuple[str, ...] = ()) -> str:
-    """Source of the Colab set-up cell; ``extras`` (e.g. ``("grading",)``) installs optional dependencies too."""
-    spec = f"git+{repository_url()}"
+def setup_source(extras: tuple[str, ...] = (), url: str | None = None) -> str:
+    """Source of the Colab set-up cell; ``extras`` (e.g. ``("grading",)``) installs optional dependencies too.
+
+    When pip fails (no network, a wrong URL) the cell stops "Run all" with one line that names the repository
+    and pip's reason, not a CalledProcessError traceback: IPython prints what ``_render_traceback_`` returns.
+    ``url`` replaces the repository URL (tests use one that cannot be cloned).
+    """
+    url = url or repository_url()
+    spec = f"git+{url}"
     if extras:
         meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
         spec = f"{meta['project']['name']}[{','.join(extras)}] @ {spec}"
@@ -58,9 +68,16 @@ def setup_source(extras: tuple[str, ...] = ()) -> str:
             "import sys",
             "",
             'if "google.colab" in sys.modules:',
-            "    subprocess.run(",
-            f'        [sys.executable, "-m", "pip", "install", "-q", "{spec}"], check=True',
-            "    )",
+            f'    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{spec}"], capture_output=True, text=True)',
+            "    if done.returncode:",
+            "        lines = done.stderr.splitlines()",
+            '        reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")',
+            "",
+            "        class SetupFailed(Exception):",
+            "            def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback",
+            "                return [str(self)]",
+            "",
+            f'        raise SetupFailed(f"Could not install the lecture from {url} (no network? wrong URL?): {{reason}}")',
         ]
     )
 
