@@ -31,6 +31,13 @@ DYNAMIC_MODULES = {"importlib", "builtins", "ctypes", "pickle", "marshal", "runp
 DYNAMIC_ATTRS = {"__dict__", "__globals__", "__builtins__", "__subclasses__", "__getattribute__", "__import__",
                  "__code__", "__closure__", "__loader__", "__spec__", "__bases__", "__base__", "__mro__",
                  "attrgetter", "methodcaller", "__reduce__", "__getattr__"}
+#: IPython's ways to run code given as a string (what ``%run``, ``!cmd`` and ``%%bash`` become).
+SHELL_CALLS = {"run_cell", "run_cell_async", "ex", "ev", "run_code", "safe_execfile", "safe_execfile_ipy",
+               "safe_run_module", "run_ast_nodes", "system", "system_piped", "system_raw", "getoutput",
+               "run_line_magic", "run_cell_magic", "magic"}
+#: Magics that run no code of their own.
+SAFE_MAGICS = {"matplotlib", "time", "timeit", "config", "precision", "who", "whos", "pinfo", "pinfo2", "pdoc",
+               "pdef", "psource", "pfile", "psearch"}
 #: Attribute chains (through any alias) that run or find code by name.
 DYNAMIC_CHAINS = ("sys.modules", "sys.path", "sys.meta_path", "os.system", "os.popen", "os.exec", "os.spawn",
                   "os.posix_spawn", "torch.package", "torch.utils.cpp_extension")
@@ -58,6 +65,12 @@ def violations(source: str, rules: dict) -> list[Violation]:
     allow = list(rules.get("allow") or [])
     if not forbid:
         return []
+    try:  # magics (%run, !cmd) become the calls they stand for, so that they are read too
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(source)
+    except Exception:
+        pass
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -118,7 +131,13 @@ def violations(source: str, rules: dict) -> list[Violation]:
                 if p in DYNAMIC_ATTRS:
                     flag(node, f"uses .{p} (code that could reach a forbidden module unseen)")
                     break
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SHELL_CALLS:
+            first = node.args[0] if node.args else None
+            magic = first.value if isinstance(first, ast.Constant) else None
+            if not (node.func.attr.endswith("_magic") and magic in SAFE_MAGICS):
+                shown = f"%{magic}" if magic and node.func.attr.endswith("_magic") else f".{node.func.attr}()"
+                flag(node, f"runs {shown} (code in a string, which could reach a forbidden module unseen)")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             fn = node.func.id
             if fn in DYNAMIC_CALLS:
                 flag(node, f"calls {fn}() (code that could reach a forbidden module unseen)")

@@ -34,6 +34,18 @@ def _drop_privileges(uid: int, gid: int) -> None:
         raise SystemExit(97)
 
 
+def _reap() -> None:
+    """Kill whatever the notebook's code left running (daemons, a fork bomb's children) so that it does not
+    weigh on the next cells.  kill(-1) reaches every process this one may signal but itself: inside the
+    sandbox's PID namespace, only the sandbox's."""
+    import signal
+
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _send(out, message: dict, blob: bytes = b"") -> None:
     """One answer: a JSON line, then ``message["blob"]`` raw bytes (a test's tensors) if any."""
     if blob:
@@ -63,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limits", default="{}", help="JSON: data, nproc, fsize (bytes), cpu (seconds)")
     parser.add_argument("--uid", type=int, help="user id to run as (when started as root)")
     parser.add_argument("--preload", default="", help="modules to import before the first step (torch)")
+    parser.add_argument("--reap", action="store_true",
+                        help="after each step, kill every other process it can (only inside a PID namespace!)")
     args = parser.parse_args(argv)
     _set_limits(json.loads(args.limits))
     if args.uid is not None:
@@ -93,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if step.get("end"):
             break
+        if args.reap:
+            _reap()
         if "cell" in step:
             result = shell.run_cell(step["cell"], store_history=True)
             err = result.error_before_exec or result.error_in_exec

@@ -10,7 +10,7 @@ the grader's environment variables.  It has no network (only its own loopback), 
 cannot see or signal the grader or other sandboxes), no capabilities, and, when the grader runs as root, a
 user id of its own.  Limits: a deadline per step (the grader kills the whole sandbox when it passes), a CPU
 time limit, a memory limit per process (RLIMIT_DATA) and for all its processes together (the grader adds up
-their resident memory four times a second), a number of processes, a file size and the size of ``/tmp``.
+their memory (proportional set size) four times a second), a number of processes, a file size and the size of ``/tmp``.
 When a session ends, every process in the sandbox is killed (PID namespace, ``--die-with-parent``): nothing
 it started keeps running, and nothing it wrote remains.
 
@@ -199,7 +199,7 @@ class Session:
         runner = [sys.executable, "-I", "-m", "lecture_grading.runner", "--fd", str(proto_fd), "--preload", lim.preload,
                   "--limits", json.dumps({"data": lim.memory, "nproc": lim.processes, "fsize": lim.file_size,
                                           "cpu": int(lim.total_timeout) + 1})]
-        if lim.unsafe:
+        if lim.unsafe:  # (no --reap: without a PID namespace, kill(-1) would reach all of your processes)
             self._tmp = tempfile.mkdtemp(prefix="grade-unsafe-")
             env = {**_env(lim), "HOME": self._tmp, "TMPDIR": self._tmp, "MPLCONFIGDIR": self._tmp}
             # -I drops the current folder from sys.path; the packages come from the installation.
@@ -207,6 +207,7 @@ class Session:
         problem = bwrap_problem()
         if problem:
             raise SandboxUnavailable(problem)
+        runner.append("--reap")
         root = os.geteuid() == 0
         # As root, no user namespace (the runner switches to a user id of its own); otherwise one, as bwrap needs.
         unshare = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -383,13 +384,19 @@ class Session:
         return out
 
     def rss(self) -> int:
-        """Resident memory of all the sandbox's processes, in bytes."""
-        page = os.sysconf("SC_PAGE_SIZE")
+        """Memory of all the sandbox's processes, in bytes: their proportional set size (a page shared by n
+        processes counts 1/n in each, so forked children are not counted twice), else their resident size."""
         total = 0
         for pid in self.pids():
             try:
+                with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+                    total += next(int(line.split()[1]) for line in f if line.startswith(b"Pss:")) * 1024
+                continue
+            except (OSError, StopIteration, ValueError, IndexError):
+                pass
+            try:
                 with open(f"/proc/{pid}/statm", "rb") as f:
-                    total += int(f.read().split()[1]) * page
+                    total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             except (OSError, ValueError, IndexError):
                 continue
         return total
