@@ -247,3 +247,16 @@ def test_python_paths_never_include_the_repository():
                                      for p in paths)
     with pytest.raises(sandbox.SandboxUnavailable, match="refusing to sandbox"):
         sandbox.python_paths([Path(sys.prefix) / "lib"])
+
+
+def test_the_user_namespace_mode_a_normal_user_gets():
+    """As a normal user bwrap puts the runner in a user namespace (here forced while root: same command)."""
+    with sandbox.Session(limits(), FORBIDDEN, userns=True) as s:
+        assert s.start() is None
+        reply, why = s.step({"cell": "import os\nuid = os.getuid()\nseen = sorted(os.listdir('/'))"}, 30)
+        assert why is None and reply["ok"], reply
+        seen = export(s, "uid, seen")
+        reply, why = s.step({"cell": "while True:\n    pass"}, 2)
+    assert why == "timeout"
+    assert {"proc", "tmp", "usr"} <= set(seen["seen"]) and "assignments" not in seen["seen"]
+    assert seen["uid"] == os.geteuid()  # bwrap maps the caller's own id (no --uid)

@@ -181,8 +181,10 @@ class Session:
     ``step`` returns ``(reply, None)`` or ``(None, reason)`` where reason says why the sandbox was stopped
     (``timeout``, ``memory``, ``died: ...``, ``output``); after a reason the session is over."""
 
-    def __init__(self, limits: Limits, forbidden: list[Path], slot: int = 0, deadline: float | None = None):
+    def __init__(self, limits: Limits, forbidden: list[Path], slot: int = 0, deadline: float | None = None,
+                 userns: bool | None = None):
         self.limits = limits
+        self.userns = os.geteuid() != 0 if userns is None else userns  # as a normal user: a user namespace
         self.forbidden = forbidden
         self.slot = slot
         self.deadline = deadline if deadline is not None else time.monotonic() + limits.total_timeout
@@ -208,7 +210,7 @@ class Session:
         if problem:
             raise SandboxUnavailable(problem)
         runner.append("--reap")
-        root = os.geteuid() == 0
+        root = not self.userns
         # As root, no user namespace (the runner switches to a user id of its own); otherwise one, as bwrap needs.
         unshare = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
                    if root else ["--unshare-all"])
