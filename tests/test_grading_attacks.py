@@ -33,8 +33,9 @@ pytestmark = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason=str(
 
 # -- the attackers' cells ------------------------------------------------------------------------------------
 PATCH_RUNNER = """
-# Make every check pass, in this process: the grader's comparisons, its runner, otter's doctest runner.
+# Make every check pass, in this process: otter's doctest runner, this grader's comparisons and runner.
 import doctest
+doctest.DocTestRunner.summarize = lambda self, *args, **kwargs: doctest.TestResults(0, 0)
 import lecture_grading.checks as _checks
 import lecture_grading.expect as _expect
 import lecture_grading.wire as _wire
@@ -43,7 +44,6 @@ _expect.equal = _expect.close = _expect.all_close = _expect.tensor_close = _expe
 _expect.tensor = lambda got, *args, **kwargs: got
 _checks.run_check = _ok
 _wire.roundtrip = lambda value: value
-doctest.DocTestRunner.summarize = lambda self, *args, **kwargs: doctest.TestResults(0, 0)
 """
 
 FS_VANDAL = """
@@ -52,7 +52,7 @@ import os
 found, written = [], []
 for top, dirs, files in os.walk("/"):
     dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev", "usr", "lib", "lib64", "bin", "sbin", "etc",
-                                            "include", "share", "site-packages", "tmp")]
+                                            "include", "share", "site-packages", ".venv")]
     for f in files:
         if f.endswith((".ipynb", ".csv", ".json", ".txt")):
             path = os.path.join(top, f)
@@ -65,8 +65,8 @@ for top, dirs, files in os.walk("/"):
                 pass
 
 
-def fans(layer):  # what it found and wrote, for the grader's report to show
-    return (len(found), len(written))
+def fans(layer):  # what it found and wrote (its own /tmp aside), for the grader's report to show
+    return (len([p for p in found if not p.startswith("/tmp/")]), len([p for p in written if not p.startswith("/tmp/")]))
 """
 
 PRINT_HIDDEN = """
@@ -94,8 +94,7 @@ def fans(layer):
 """
 
 PROC_AUTOGRADER = """
-# Find the autograder through /proc (the grader's command line) and run the reference solutions it uses.
-import glob
+# Find the autograder through /proc (the grader's command lines) and run the reference solutions next to it.
 import json
 import os
 cmdlines = []
@@ -105,11 +104,11 @@ for pid in os.listdir("/proc"):
             cmdlines.append(open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\\0", b" ").decode())
         except OSError:
             pass
-found = [w for c in cmdlines for w in c.split() if w.endswith((".zip", ".ipynb", ".json"))]
-for root in os.listdir("/"):
-    if root not in ("usr", "proc", "sys", "dev", "lib", "lib64", "bin", "sbin", "etc"):
-        for pattern in ("**/autograder/*.ipynb", "**/*01_initialization*.ipynb", "**/tests.json"):
-            found += glob.glob(f"/{root}/{pattern}", recursive=True)
+found = []
+for word in {w for c in cmdlines for w in c.split()}:
+    if word.endswith("-autograder.zip"):  # dist/assignments/NN/autograder/NN-autograder.zip
+        folder = os.path.dirname(word)
+        found += [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".ipynb")]
 
 
 def fans(layer):
@@ -117,36 +116,38 @@ def fans(layer):
 
 
 for path in found:
-    try:
-        cells = json.load(open(path))["cells"]
-    except Exception:
-        continue
-    for cell in cells:
+    for cell in json.load(open(path))["cells"]:
         if cell["cell_type"] == "code" and "def " in "".join(cell["source"]):
             get_ipython().run_cell("".join(cell["source"]))
 """
 
 DETACHED_WRITER = """
-# A daemon that outlives the notebook and keeps rewriting results (otter's results.json, any CSV).
+# A daemon that lets go of every pipe, outlives the notebook and keeps rewriting results/results.json with full
+# marks in the working folder of every process above it (where otter writes it, and reads it back).
+import json
 import os
-import sys
 import time
-_fd = int(sys.argv[sys.argv.index("--fd") + 1])
+full = {"tests": [{"name": q, "score": p, "max_score": p} for q, p in (("q1", 2), ("q2", 3), ("q3", 3), ("q4", 2),
+                                                                      ("q5", 2))]}
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        for _ in range(600):
-            for path in ("results/results.json", "/tmp/results/results.json", "scores.csv"):
+        os.closerange(0, 4096)
+        for _ in range(2400):
+            pid = os.getpid()
+            while pid > 1:
                 try:
-                    with open(path, "w") as fh:
-                        fh.write('{"score": 12}')
+                    folder = os.path.join(os.readlink(f"/proc/{pid}/cwd"), "results")
+                    os.makedirs(folder, exist_ok=True)
+                    with open(os.path.join(folder, "results.json"), "w") as fh:
+                        json.dump(full, fh)
                 except OSError:
                     pass
-            try:
-                os.write(_fd, b'{"id": 1, "ok": true}\\n')
-            except OSError:
-                pass
-            time.sleep(0.5)
+                try:
+                    pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError):
+                    break
+            time.sleep(0.25)
         os._exit(0)
     os._exit(0)
 """
