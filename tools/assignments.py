@@ -637,7 +637,8 @@ def _forbidden_paths(dist: Path, submission: Path) -> list[Path]:
 
 def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = None, slot: int = 0,
           **overrides) -> Grade:
-    """Grade one submitted notebook.  Never raises for a bad submission: problems are in the result."""
+    """Grade one submitted notebook.  Never raises for a bad submission: problems are in the result.
+    (Sets this process's torch to one thread: the checks are small, and jobs share the cores.)"""
     submission = Path(submission)
     start = time.monotonic()
     _one_thread()
@@ -691,7 +692,7 @@ def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = N
                 why = voided or "not run"
             if why is None:
                 r.passed += 1
-            else:
+            elif not voided:  # a stopped cell already says why all of them failed
                 r.failures.append((t.id, t.hidden, why))
         if r.reasons and (voided or any(x.startswith("breaks") for x in r.reasons)):
             r.score = 0.0
