@@ -1,12 +1,13 @@
 # The lecture's commands.  Only python3 (3.11 or newer) is needed: everything else is installed into .venv.
 #   make lab          set up the lecture ([lab]: torch, torchvision, JupyterLab) and open JupyterLab on notebooks/
 #   make test         set up the lecture and the tests, then run every check (unit tests, notebooks in quick mode,
-#                     pairing, the course website in a headless browser, a fresh non-editable install, ruff)
+#                     pairing, the website in a headless browser, a fresh non-editable install, the grader, ruff)
 #   make site         build the course website from the notebooks' committed outputs (build/site/index.html)
 #   make lecture      run every notebook in full mode on real CIFAR-10 (into build/executed/), build the website from it
 #   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs in notebooks/*.ipynb
-#   make assignments  build student notebooks and autograder archives under dist/assignments/
-#   make grade SUBMISSION=path.ipynb   grade one submission locally (no Docker)
+#   make assignments  build student notebooks and the graders' test files under dist/assignments/
+#   make grade SUBMISSION=path.ipynb   grade a submission (or a folder of them), each in a bubblewrap sandbox
+#   make grade-tests  every attack on the grader in tests/test_grading_attacks.py (make test runs a few)
 #   make bench        time the data pipelines side by side
 #   make sync         after editing a notebook's .py: update its .ipynb (cells only; the outputs stay)
 #   make colab        regenerate every notebook's Colab badge and set-up cell from pyproject.toml
@@ -24,7 +25,7 @@ QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test site lecture outputs assignments grade bench sync colab browser-deps clean
+.PHONY: help venv lab test site lecture outputs assignments grade grade-tests bubblewrap bench sync colab browser-deps clean
 
 # Before anything is installed: is $(PYTHON) a Python 3.11+?  One line (make's "*** ... Stop.") if not.
 ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
@@ -35,7 +36,7 @@ endif
 endif
 
 help:
-	@sed -n '2,14s/^# \{0,1\}//p' Makefile
+	@sed -n '2,15s/^# \{0,1\}//p' Makefile
 
 # (Re)creates .venv when it is missing, has no pip, or was made by another Python (one line says which).
 venv:
@@ -48,8 +49,7 @@ lab: venv
 	@$(SETUP) install lab
 	$(VENV)/bin/jupyter lab notebooks/ --ContentsManager.hide_globs='$(LAB_HIDE)'
 
-
-test: venv browser-deps
+test: venv browser-deps bubblewrap
 	@$(SETUP) install $(TEST_EXTRAS) lab,site
 	$(PY) -m ruff check .
 	$(QUICK_ENV) $(PY) -m pytest
@@ -76,11 +76,20 @@ assignments: venv
 	@$(SETUP) install lab,grading
 	$(PY) -m tools.assignments build
 
-# SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission.
-grade: venv
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv]"; exit 2; }
+# SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission, REPORTS=dir one
+# report per student.
+grade: venv bubblewrap
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv] [REPORTS=dir]"; exit 2; }
 	@$(SETUP) install lab,grading
-	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)")
+	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)") $(if $(REPORTS),--reports "$(REPORTS)")
+
+grade-tests: venv bubblewrap
+	@$(SETUP) install $(TEST_EXTRAS) lab,site
+	GRADE_TESTS=full $(PY) -m pytest tests/test_grading_attacks.py tests/test_sandbox.py
+
+# The grading sandbox (bwrap): installed when missing if we are root with apt-get, else named.
+bubblewrap:
+	@bash tools/ensure-bubblewrap.sh
 
 bench: venv
 	@$(SETUP) install lab

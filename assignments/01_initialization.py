@@ -16,12 +16,9 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 01_initialization
-# init_cell: false
-# check_all_cell: false
-# export_cell: false
-# run_tests: false
-# solutions_pdf: false
-# show_question_points: true
+# rules:
+#   forbid: [torch.nn.init, lecture_utils]
+#   allow: [lecture_utils.config]
 
 # %% [markdown]
 # # Assignment 1: Initialization from scratch
@@ -37,10 +34,14 @@
 #
 # and use them to make a 50-layer ReLU network keep its activation variance within a factor of 10.
 #
-# **How it works.** Replace every `...` with your code. Each question ends with a `grader.check("qN")` cell:
-# it runs the *public* tests and tells you what is wrong. When grading, hidden tests check more cases (other
-# layer shapes, gains, edge cases), so test your functions beyond the public examples. Question 6 is written
-# and graded by hand. Submit this `.ipynb` file.
+# **How it works.** Replace every `...` with your code. Each question ends with a `check("qN")` cell: it
+# runs the *public* tests on your code and tells you what is wrong. Grading runs your saved notebook from the
+# top and, at each `check("qN")`, hidden tests too (other layer shapes, gains, edge cases), so test your
+# functions beyond the public examples. Question 6 is written and graded by hand. Submit this `.ipynb` file.
+#
+# **The rule.** Write it yourself: no `torch.nn.init` and nothing from `lecture_utils` but `config`. Grading
+# reads your code, and a question scores 0 if a cell that runs before its check uses them (or code that
+# could reach them unseen: `exec`, `eval`, `getattr` with a computed name, `importlib`...).
 #
 # *Reading:* Glorot & Bengio (2010), section 4.2; He et al. (2015), section 2.2; Prince, *Understanding Deep
 # Learning*, section 7.5.
@@ -51,7 +52,7 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "init-lecture[grading] @ git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
     if done.returncode:
         lines = done.stderr.splitlines()
         reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")
@@ -65,14 +66,13 @@ if "google.colab" in sys.modules:
 # %%
 import math
 
-import otter
 import torch
 from torch import nn
 
+from lecture_grading import expect  # MASTER ONLY: the test cells use it
 from lecture_utils import config
 
 config.seed_everything(0)
-grader = otter.Notebook("01_initialization.ipynb")
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -116,33 +116,39 @@ def fans(layer: nn.Module) -> tuple[int, int]:
 # # BEGIN TESTS
 
 # %%
+# CALL
 got = fans(nn.Linear(3, 5))
-assert got == (3, 5), f"fans(nn.Linear(3, 5)) should be (fan_in, fan_out) = (3, 5), got {got!r}"
+# CHECK
+expect.equal(got, (3, 5), "fans(nn.Linear(3, 5)), that is (fan_in, fan_out),")
 
 # %%
 # HIDDEN
+# CALL
 got = fans(nn.Conv2d(3, 16, kernel_size=5))
-assert got == (75, 400), f"fans(nn.Conv2d(3, 16, 5)) should be (3*5*5, 16*5*5) = (75, 400), got {got!r}"
+# CHECK
+expect.equal(got, (75, 400), "fans(nn.Conv2d(3, 16, 5)), (3*5*5, 16*5*5),")
 
 # %%
 # HIDDEN
+# CALL
 got = fans(nn.Conv2d(4, 8, kernel_size=(3, 5)))
-assert got == (60, 120), f"a (3, 5) kernel: fans should be (4*15, 8*15) = (60, 120), got {got!r}"
-assert got == nn.init._calculate_fan_in_and_fan_out(nn.Conv2d(4, 8, (3, 5)).weight)
+# CHECK
+expect.equal(got, (60, 120), "fans of a (3, 5) kernel, Conv2d(4, 8), (4*15, 8*15),")
+expect.equal(got, nn.init._calculate_fan_in_and_fan_out(nn.Conv2d(4, 8, (3, 5)).weight), "torch's fans")
 
 # %%
 # HIDDEN
+# CALL
 got = fans(nn.Linear(300, 7))
-assert got == (300, 7), f"non-square Linear(300, 7): fans should be (300, 7), got {got!r}"
+# CHECK
+expect.equal(got, (300, 7), "fans of a non-square nn.Linear(300, 7)")
 
 # %%
 # HIDDEN
-err = None
-try:
-    _ = fans(nn.ReLU())
-except ValueError as e:
-    err = e
-assert err is not None, "fans(nn.ReLU()) should raise ValueError: a ReLU has no weight"
+# CALL
+err = expect.raised(fans, nn.ReLU())
+# CHECK
+expect.raises(err, "ValueError", "fans(nn.ReLU()) (a ReLU has no weight)")
 
 # %% [raw]
 # # END TESTS
@@ -195,34 +201,43 @@ def uniform_bound(std: float) -> float:
 # # BEGIN TESTS
 
 # %%
-got = xavier_std(100, 100)
-assert got is not None and math.isclose(got, 0.1), f"xavier_std(100, 100) should be sqrt(2/200) = 0.1, got {got!r}"
-got = he_std(50)
-assert got is not None and math.isclose(got, 0.2), f"he_std(50) should be sqrt(2/50) = 0.2, got {got!r}"
-got = uniform_bound(1.0)
-assert got is not None and math.isclose(got, math.sqrt(3)), f"uniform_bound(1.0) should be sqrt(3), got {got!r}"
+# CALL
+xavier = xavier_std(100, 100)
+he = he_std(50)
+bound = uniform_bound(1.0)
+# CHECK
+expect.close(xavier, 0.1, "xavier_std(100, 100), sqrt(2/200),")
+expect.close(he, 0.2, "he_std(50), sqrt(2/50),")
+expect.close(bound, math.sqrt(3), "uniform_bound(1.0), sqrt(3),")
 
 # %%
 # HIDDEN
-assert math.isclose(xavier_std(300, 100), math.sqrt(2 / 400)), "xavier_std of a non-square layer (300 -> 100)"
-assert math.isclose(xavier_std(10, 30, gain=5 / 3), 5 / 3 * math.sqrt(2 / 40)), "xavier_std with a tanh gain"
-assert math.isclose(he_std(8, gain=1.0), 1 / math.sqrt(8)), "he_std with gain 1"
-assert math.isclose(he_std(512), math.sqrt(2 / 512)), "he_std default gain is sqrt(2)"
+# CALL
+non_square = xavier_std(300, 100)
+tanh_gain = xavier_std(10, 30, gain=5 / 3)
+gain_one = he_std(8, gain=1.0)
+default_gain = he_std(512)
+# CHECK
+expect.close(non_square, math.sqrt(2 / 400), "xavier_std of a non-square layer (300 -> 100)")
+expect.close(tanh_gain, 5 / 3 * math.sqrt(2 / 40), "xavier_std(10, 30) with the tanh gain 5/3")
+expect.close(gain_one, 1 / math.sqrt(8), "he_std(8, gain=1.0)")
+expect.close(default_gain, math.sqrt(2 / 512), "he_std(512) (its default gain is sqrt(2))")
 
 # %%
 # HIDDEN
-for s in (0.01, 0.5, 3.0):
-    assert math.isclose(uniform_bound(s), math.sqrt(3) * s), f"uniform_bound({s}) should be sqrt(3) * {s}"
-a = uniform_bound(0.5)
-sample = torch.empty(1_000_000).uniform_(-a, a, generator=torch.Generator().manual_seed(0))
+# CALL
+bounds = [uniform_bound(s) for s in (0.01, 0.5, 3.0)]
+# CHECK
+expect.all_close(bounds, [math.sqrt(3) * s for s in (0.01, 0.5, 3.0)], "uniform_bound(s) for s = 0.01, 0.5, 3")
+sample = torch.empty(1_000_000).uniform_(-bounds[1], bounds[1], generator=torch.Generator().manual_seed(0))
 assert abs(sample.std().item() / 0.5 - 1) < 0.01, "U[-a, a] with a = uniform_bound(0.5) must have std 0.5"
 
 # %%
 # HIDDEN
-w = torch.empty(200, 50)
-_ = torch.nn.init.xavier_uniform_(w, gain=2.0)
-assert math.isclose(uniform_bound(xavier_std(50, 200, gain=2.0)), 2.0 * math.sqrt(6 / 250))
-assert w.abs().max().item() <= uniform_bound(xavier_std(50, 200, gain=2.0)) + 1e-6
+# CALL
+bound = uniform_bound(xavier_std(50, 200, gain=2.0))
+# CHECK
+expect.close(bound, 2.0 * math.sqrt(6 / 250), "the bound of torch's xavier_uniform_ (50 -> 200, gain 2)")
 
 # %% [raw]
 # # END TESTS
@@ -286,36 +301,48 @@ def init_module_(model: nn.Module, scheme: str = "he", distribution: str = "norm
 # # BEGIN TESTS
 
 # %%
+# CALL
 _ = torch.manual_seed(0)
-model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200))
-assert init_module_(model, "he", "normal") is model, "init_module_ should return the model it initialized"
-std = model[0].weight.std().item()
+_model = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200))
+returns_model = init_module_(_model, "he", "normal") is _model
+weight, bias = _model[0].weight, _model[2].bias
+# CHECK
+assert returns_model is True, "init_module_ should return the model it initialized"
+expect.tensor(weight, "the weight of Linear(400, 300)", shape=(300, 400))
+std = weight.std().item()
 assert abs(std / math.sqrt(2 / 400) - 1) < 0.03, f"He normal on Linear(400, 300): std should be sqrt(2/400), got {std:.4g}"
-assert model[2].bias.abs().max().item() == 0, "biases should be set to zero"
+kurtosis = ((weight - weight.mean()) ** 4).mean().item() / weight.var().item() ** 2
+assert 2.7 < kurtosis < 3.3, f"He normal: the weights should be drawn from a normal distribution (kurtosis {kurtosis:.2f}, not 3)"
+expect.equal(bias, torch.zeros(200), "the bias of Linear(300, 200) after init_module_")
 
 # %%
 # HIDDEN
+# CALL
 _ = torch.manual_seed(1)
-conv = nn.Conv2d(16, 32, kernel_size=3)
-_ = init_module_(nn.Sequential(conv), "xavier", "uniform")
+_conv = nn.Conv2d(16, 32, kernel_size=3)
+_ = init_module_(nn.Sequential(_conv), "xavier", "uniform")
+weight, bias = _conv.weight, _conv.bias
+# CHECK
 target = math.sqrt(2 / (16 * 9 + 32 * 9))
-assert abs(conv.weight.std().item() / target - 1) < 0.03, "Xavier uniform on a Conv2d: std from the conv fans"
-assert 0.97 * math.sqrt(3) * target < conv.weight.abs().max().item() <= math.sqrt(3) * target + 1e-6
-assert conv.bias.abs().max().item() == 0
+expect.tensor(weight, "the weight of Conv2d(16, 32, 3)", shape=(32, 16, 3, 3))
+assert abs(weight.std().item() / target - 1) < 0.03, "Xavier uniform on a Conv2d: std from the conv fans"
+assert 0.97 * math.sqrt(3) * target < weight.abs().max().item() <= math.sqrt(3) * target + 1e-6, "U[-a, a] with a = sqrt(3) std"
+expect.equal(bias, torch.zeros(32), "the bias of the Conv2d after init_module_")
 
 # %%
 # HIDDEN
+# CALL
 _ = torch.manual_seed(2)
-lin = nn.Linear(600, 200)
-_ = init_module_(nn.Sequential(nn.Sequential(lin)), "xavier", "normal")
-assert abs(lin.weight.std().item() / math.sqrt(2 / 800) - 1) < 0.03, "Xavier normal on a non-square (nested) Linear"
-for bad in (("lecun", "normal"), ("he", "cauchy")):
-    err = None
-    try:
-        _ = init_module_(nn.Linear(2, 2), *bad)
-    except ValueError as e:
-        err = e
-    assert err is not None, f"init_module_(..., {bad[0]!r}, {bad[1]!r}) should raise ValueError"
+_lin = nn.Linear(600, 200)
+_ = init_module_(nn.Sequential(nn.Sequential(_lin)), "xavier", "normal")
+weight = _lin.weight
+lecun = expect.raised(init_module_, nn.Linear(2, 2), "lecun", "normal")
+cauchy = expect.raised(init_module_, nn.Linear(2, 2), "he", "cauchy")
+# CHECK
+expect.tensor(weight, "the weight of a nested Linear(600, 200)", shape=(200, 600))
+assert abs(weight.std().item() / math.sqrt(2 / 800) - 1) < 0.03, "Xavier normal on a non-square (nested) Linear"
+expect.raises(lecun, "ValueError", 'init_module_(model, "lecun", "normal")')
+expect.raises(cauchy, "ValueError", 'init_module_(model, "he", "cauchy")')
 
 # %% [raw]
 # # END TESTS
@@ -369,35 +396,35 @@ def variance_recurrence(var_x: float, fan_ins: list[int], stds: list[float], act
 # # BEGIN TESTS
 
 # %%
+# CALL
 got = variance_recurrence(1.0, [100, 100, 100], [math.sqrt(2 / 100)] * 3, "relu")
-assert got is not None and all(math.isclose(v, 2.0) for v in got) and len(got) == 3, (
-    f"He init in a ReLU net: Var z_l should stay at 100 * (2/100) * 1 = 2.0 for every layer, got {got!r}"
-)
+# CHECK
+expect.all_close(got, [2.0, 2.0, 2.0], "He init in a ReLU net, Var z_l = 100 * (2/100) * 1 for every layer,")
 
 # %%
 # HIDDEN
-got = variance_recurrence(2.0, [64, 64, 64], [1 / 8] * 3, "relu")
-assert all(math.isclose(a, b) for a, b in zip(got, [2.0, 1.0, 0.5], strict=True)), f"ReLU halves with gain 1: {got}"
-got = variance_recurrence(3.0, [10, 40], [0.5, 0.1], "linear")
-assert all(math.isclose(a, b) for a, b in zip(got, [7.5, 3.0], strict=True)), f"linear, non-constant widths: {got}"
+# CALL
+relu = variance_recurrence(2.0, [64, 64, 64], [1 / 8] * 3, "relu")
+linear = variance_recurrence(3.0, [10, 40], [0.5, 0.1], "linear")
+# CHECK
+expect.all_close(relu, [2.0, 1.0, 0.5], "ReLU with gain 1 (the variance halves)")
+expect.all_close(linear, [7.5, 3.0], "linear, non-constant widths")
 
 # %%
 # HIDDEN
-gen = torch.Generator().manual_seed(0)
 widths, stds = [256, 512, 128, 256], [0.09, 0.05, 0.1, 0.12]
+# CALL
+predicted = variance_recurrence(1.0, widths, stds, "relu")
+tanh = expect.raised(variance_recurrence, 1.0, [4], [1.0], "tanh")
+# CHECK
+gen = torch.Generator().manual_seed(0)
 h, measured = torch.randn(4096, 256, generator=gen), []
 for fan_in, fan_out, s in zip(widths, widths[1:] + [256], stds, strict=True):
     z = h @ (torch.randn(fan_in, fan_out, generator=gen) * s)
     measured.append(z.var().item())
     h = torch.relu(z)
-predicted = variance_recurrence(1.0, widths, stds, "relu")
-assert all(abs(p / m - 1) < 0.1 for p, m in zip(predicted, measured, strict=True)), (predicted, measured)
-err = None
-try:
-    _ = variance_recurrence(1.0, [4], [1.0], "tanh")
-except ValueError as e:
-    err = e
-assert err is not None, "an unknown activation should raise ValueError"
+expect.all_close(predicted, measured, "the predicted variances of a measured 4-layer ReLU net", rel=0.1)
+expect.raises(tanh, "ValueError", "variance_recurrence(..., 'tanh') (an unknown activation)")
 
 # %% [raw]
 # # END TESTS
@@ -449,9 +476,10 @@ print(f"default init: Var z_1 = {default_vars[0]:.3g}, Var z_50 = {default_vars[
 # %% [markdown]
 # ## Question 5: keep the variance of 50 layers within a factor of 10
 #
-# Initialize `net` (keep its 50 `Linear(256, 256)` layers and ReLUs) with your functions so that the
-# variances of its 50 pre-activations stay within a factor of 10 of each other:
-# $\max_\ell \operatorname{Var}[z_\ell] / \min_\ell \operatorname{Var}[z_\ell] \le 10$.
+# Initialize `net` (keep its 50 `Linear(256, 256)` layers and ReLUs) with your `init_module_` and He's scheme
+# so that the variances of its 50 pre-activations stay within a factor of 10 of each other:
+# $\max_\ell \operatorname{Var}[z_\ell] / \min_\ell \operatorname{Var}[z_\ell] \le 10$. (Other weights can keep
+# the variance too, the identity for one; the checks ask for He's.)
 
 # %% [raw]
 # # BEGIN SOLUTION
@@ -473,15 +501,51 @@ print(f"max/min variance across the 50 layers: {spread:.3g}")
 # # BEGIN TESTS
 
 # %%
+# CALL
+kinds = [type(m).__name__ for m in net]
+weights = [m.weight for m in net if isinstance(m, nn.Linear)]
+biases = [m.bias for m in net if isinstance(m, nn.Linear)]
+# CHECK
+assert kinds == ["Linear", "ReLU"] * 50, "keep net's 50 blocks Linear(256, 256) -> ReLU"
+target = math.sqrt(2 / 256)
+for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+    expect.tensor(w, f"layer {k + 1}'s weight", shape=(256, 256))
+    expect.tensor(b, f"layer {k + 1}'s bias", shape=(256,))
+    assert (w != 0).float().mean().item() > 0.99, f"layer {k + 1}: the weights should be random, not mostly 0"
+    assert abs(w.std().item() / target - 1) < 0.05, (
+        f"layer {k + 1}: the weights should have He's std sqrt(2/256) = {target:.4f} (init_module_ with 'he'), "
+        f"not {w.std().item():.4f}")
+h = torch.randn(512, 256, generator=torch.Generator().manual_seed(0))
+variances = []
+for w, b in zip(weights, biases, strict=True):
+    z = h @ w.T + b
+    variances.append(z.var().item())
+    h = torch.relu(z)
+spread = max(variances) / min(variances)
 assert spread <= 10, f"the variances of the 50 layers span a factor {spread:.3g}; it should be at most 10"
 
 # %%
 # HIDDEN
-linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-assert len(linears) == 50 and all(m.weight.shape == (256, 256) for m in linears), "keep the 50 Linear(256, 256)"
-assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 50, "keep the 50 ReLUs"
-v = activation_variances(net, 3.0 * torch.randn(256, 256, generator=torch.Generator().manual_seed(7)))
-assert max(v) / min(v) <= 10 and 1e-3 < v[-1] < 1e3, f"another input batch: spread {max(v) / min(v):.3g}"
+# CALL
+weights = [m.weight for m in net if isinstance(m, nn.Linear)]
+biases = [m.bias for m in net if isinstance(m, nn.Linear)]
+# CHECK
+assert len(weights) == 50 and len(biases) == 50, "keep the 50 Linear(256, 256)"
+for k, (w, b) in enumerate(zip(weights, biases, strict=True)):
+    expect.tensor(w, f"layer {k + 1}'s weight", shape=(256, 256))
+    expect.tensor(b, f"layer {k + 1}'s bias", shape=(256,))
+    assert abs(w.std().item() / math.sqrt(2 / 256) - 1) < 0.05, f"layer {k + 1}: He's std is sqrt(2/256)"
+    assert abs(w.mean().item()) < 0.005, f"layer {k + 1}: the weights should have mean 0"
+    assert b.abs().max().item() == 0, f"layer {k + 1}: the biases should be 0 (init_module_ zeroes them)"
+assert all((weights[k] - weights[k + 1]).abs().max().item() > 0 for k in range(49)), "each layer draws its own weights"
+h = 3.0 * torch.randn(256, 256, generator=torch.Generator().manual_seed(7))
+variances = []
+for w, b in zip(weights, biases, strict=True):
+    z = h @ w.T + b
+    variances.append(z.var().item())
+    h = torch.relu(z)
+spread = max(variances) / min(variances)
+assert spread <= 10 and 1e-3 < variances[-1] < 1e3, f"another input batch: spread {spread:.3g}"
 
 # %% [raw]
 # # END TESTS

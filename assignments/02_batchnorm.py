@@ -16,12 +16,11 @@
 # %% [raw]
 # # ASSIGNMENT CONFIG
 # name: 02_batchnorm
-# init_cell: false
-# check_all_cell: false
-# export_cell: false
-# run_tests: false
-# solutions_pdf: false
-# show_question_points: true
+# cell_timeout: 120
+# rules:
+#   forbid: [lecture_utils, torch.nn.functional.batch_norm, torch.batch_norm, torch.native_batch_norm,
+#            torch.nn.BatchNorm1d, torch.nn.modules.batchnorm]
+#   allow: [lecture_utils.config]
 
 # %% [markdown]
 # # Assignment 2: BatchNorm from scratch
@@ -32,9 +31,13 @@
 # pass in training and in evaluation mode, check it against `torch.nn.BatchNorm1d` to $10^{-5}$, and train a
 # 20-layer network whose initialization is far too small, with and without it.
 #
-# **How it works.** Replace every `...` with your code; each question ends with a `grader.check("qN")` cell
-# running the *public* tests. Hidden tests check more cases when grading. Question 6 is written and graded by
-# hand. Submit this `.ipynb` file.
+# **How it works.** Replace every `...` with your code; each question ends with a `check("qN")` cell running
+# the *public* tests on your code. Grading runs your saved notebook from the top and, at each `check("qN")`,
+# hidden tests too. Question 6 is written and graded by hand. Submit this `.ipynb` file.
+#
+# **The rule.** Write BatchNorm yourself: no `torch.nn.BatchNorm1d`, no `F.batch_norm`, nothing from
+# `lecture_utils` but `config`. Grading reads your code, and a question scores 0 if a cell that runs before its
+# check uses them (or code that could reach them unseen: `exec`, `eval`, `getattr` with a computed name...).
 #
 # *Reading:* Ioffe & Szegedy (2015), Algorithm 1 and section 3.1; Prince, *Understanding Deep Learning*,
 # section 11.4; the `torch.nn.BatchNorm1d` documentation.
@@ -45,7 +48,7 @@ import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "init-lecture[grading] @ git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
     if done.returncode:
         lines = done.stderr.splitlines()
         reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")
@@ -57,15 +60,16 @@ if "google.colab" in sys.modules:
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
 # %%
-import otter
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lecture_grading import expect  # MASTER ONLY: the test cells use it
 from lecture_utils import config
 
 config.seed_everything(0)
-grader = otter.Notebook("02_batchnorm.ipynb")
 
 # %% [raw]
 # # BEGIN QUESTION
@@ -104,38 +108,37 @@ def batchnorm_train(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, ep
 # # BEGIN TESTS
 
 # %%
-_gen = torch.Generator().manual_seed(0)
-x = 3 * torch.randn(64, 10, generator=_gen) + 1
-bn = nn.BatchNorm1d(10).train()
+x = 3 * torch.randn(64, 10, generator=torch.Generator().manual_seed(0)) + 1
+# CALL
 got = batchnorm_train(x, torch.ones(10), torch.zeros(10))
-assert isinstance(got, torch.Tensor), f"batchnorm_train should return a tensor, got {type(got).__name__}"
-err = (got - bn(x)).abs().max().item()
-assert err < 1e-5, f"batchnorm_train differs from nn.BatchNorm1d in training mode by {err:.3g}"
+# CHECK
+expect.tensor_close(got, nn.BatchNorm1d(10).train()(x).detach(), "batchnorm_train(x, ones, zeros), as nn.BatchNorm1d,")
 
 # %%
 # HIDDEN
-_gen = torch.Generator().manual_seed(1)
-x = torch.randn(2, 5, generator=_gen)
-bn = nn.BatchNorm1d(5, eps=1e-3).train()
-with torch.no_grad():
-    _ = bn.weight.copy_(torch.linspace(0.5, 2.0, 5))
-    _ = bn.bias.copy_(torch.linspace(-1.0, 1.0, 5))
-got = batchnorm_train(x, bn.weight.detach(), bn.bias.detach(), eps=1e-3)
-assert (got - bn(x)).abs().max().item() < 1e-5, "N = 2 with gamma, beta and eps: use the biased variance (divide by N)"
+x = torch.randn(2, 5, generator=torch.Generator().manual_seed(1))
+gamma, beta = torch.linspace(0.5, 2.0, 5), torch.linspace(-1.0, 1.0, 5)
+# CALL
+got = batchnorm_train(x, gamma, beta, eps=1e-3)
+# CHECK
+expected = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-3)
+expect.tensor_close(got, expected, "N = 2 with gamma, beta and eps = 1e-3 (use the biased variance: divide by N)")
 
 # %%
 # HIDDEN
 _gen = torch.Generator().manual_seed(2)
-x = torch.randn(32, 4, generator=_gen, requires_grad=True)
-gamma = torch.rand(4, generator=_gen).requires_grad_()
-beta = torch.randn(4, generator=_gen).requires_grad_()
+x0, gamma0, beta0 = torch.randn(32, 4, generator=_gen), torch.rand(4, generator=_gen), torch.randn(4, generator=_gen)
 w = torch.randn(32, 4, generator=_gen)
-(batchnorm_train(x, gamma, beta) * w).sum().backward()
-mine = [t.grad.clone() for t in (x, gamma, beta)]
-for t in (x, gamma, beta):
-    t.grad = None
+# CALL
+_x, _gamma, _beta = (t.clone().requires_grad_() for t in (x0, gamma0, beta0))
+(batchnorm_train(_x, _gamma, _beta) * w).sum().backward()
+grads = [_x.grad, _gamma.grad, _beta.grad]
+# CHECK
+x, gamma, beta = (t.clone().requires_grad_() for t in (x0, gamma0, beta0))
 (F.batch_norm(x, None, None, gamma, beta, training=True) * w).sum().backward()
-assert all((a - t.grad).abs().max().item() < 1e-4 for a, t in zip(mine, (x, gamma, beta), strict=True)), "gradients"
+assert type(grads) is list and len(grads) == 3, "three gradients"
+for name, got, t in zip(("x", "gamma", "beta"), grads, (x, gamma, beta), strict=True):
+    expect.tensor_close(got, t.grad, f"the gradient with respect to {name}", atol=1e-4)
 
 # %% [raw]
 # # END TESTS
@@ -184,32 +187,41 @@ def update_running_stats(
 # # BEGIN TESTS
 
 # %%
-_gen = torch.Generator().manual_seed(3)
-x = 2 * torch.randn(16, 6, generator=_gen) - 1
+x = 2 * torch.randn(16, 6, generator=torch.Generator().manual_seed(3)) - 1
+# CALL
+got = update_running_stats(torch.zeros(6), torch.ones(6), x)
+# CHECK
+assert type(got) is tuple and len(got) == 2, f"update_running_stats should return (running_mean, running_var), got {expect.describe(got)}"
 bn = nn.BatchNorm1d(6).train()
 _ = bn(x)
-got = update_running_stats(torch.zeros(6), torch.ones(6), x)
-assert isinstance(got, tuple) and len(got) == 2, f"return (running_mean, running_var), got {type(got).__name__}"
-assert (got[0] - bn.running_mean).abs().max().item() < 1e-5, "running mean after one step differs from PyTorch's"
-assert (got[1] - bn.running_var).abs().max().item() < 1e-5, "running var after one step differs (unbiased?)"
+expect.tensor_close(got[0], bn.running_mean, "the running mean after one step")
+expect.tensor_close(got[1], bn.running_var, "the running variance after one step (unbiased?)")
 
 # %%
 # HIDDEN
-_gen = torch.Generator().manual_seed(4)
-bn = nn.BatchNorm1d(3, momentum=0.3).train()
+xs = [torch.randn(n, 3, generator=torch.Generator().manual_seed(4 + n)) * 4 + 2 for n in (2, 5, 9)]
+# CALL
 mean, var = torch.zeros(3), torch.ones(3)
-for n in (2, 5, 9):
-    x = torch.randn(n, 3, generator=_gen) * 4 + 2
+for _x in xs:
+    mean, var = update_running_stats(mean, var, _x, momentum=0.3)
+# CHECK
+bn = nn.BatchNorm1d(3, momentum=0.3).train()
+for x in xs:
     _ = bn(x)
-    mean, var = update_running_stats(mean, var, x, momentum=0.3)
-assert (mean - bn.running_mean).abs().max().item() < 1e-5 and (var - bn.running_var).abs().max().item() < 1e-5
+expect.tensor_close(mean, bn.running_mean, "the running mean after batches of 2, 5, 9 with momentum 0.3")
+expect.tensor_close(var, bn.running_var, "the running variance after batches of 2, 5, 9 with momentum 0.3")
 
 # %%
 # HIDDEN
+x = torch.randn(8, 3, generator=torch.Generator().manual_seed(5))
+# CALL
 rm, rv = torch.zeros(3), torch.ones(3)
-out = update_running_stats(rm, rv, torch.randn(8, 3, generator=torch.Generator().manual_seed(5)))
-assert rm.abs().max().item() == 0 and (rv - 1).abs().max().item() == 0, "do not modify the arguments in place"
-assert (out[1] - rv).abs().max().item() > 0, "the running variance should move towards the batch variance"
+out = update_running_stats(rm, rv, x)
+# CHECK
+assert type(out) is tuple and len(out) == 2, f"update_running_stats should return (running_mean, running_var), got {expect.describe(out)}"
+expect.equal(rm, torch.zeros(3), "running_mean after the call (do not modify the arguments in place)")
+expect.equal(rv, torch.ones(3), "running_var after the call (do not modify the arguments in place)")
+expect.tensor_close(out[1], 0.9 * torch.ones(3) + 0.1 * x.var(dim=0), "the new running variance")
 
 # %% [raw]
 # # END TESTS
@@ -258,10 +270,11 @@ for _i in range(5):
     _ = bn(torch.randn(32, 4, generator=_gen) * 2 + 3)
 _ = bn.eval()
 x = torch.randn(10, 4, generator=_gen)
-got = batchnorm_eval(x, bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var)
-assert isinstance(got, torch.Tensor), f"batchnorm_eval should return a tensor, got {type(got).__name__}"
-err = (got - bn(x)).abs().max().item()
-assert err < 1e-5, f"batchnorm_eval differs from nn.BatchNorm1d in eval mode by {err:.3g}"
+stats = (bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var)
+# CALL
+got = batchnorm_eval(x, *stats)
+# CHECK
+expect.tensor_close(got, bn(x).detach(), "batchnorm_eval, as nn.BatchNorm1d in eval mode,")
 
 # %%
 # HIDDEN
@@ -270,9 +283,12 @@ bn = nn.BatchNorm1d(4).train()
 for _i in range(3):
     _ = bn(torch.randn(16, 4, generator=_gen) - 2)
 one = torch.randn(1, 4, generator=_gen)
-got = batchnorm_eval(one, bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var, eps=0.1)
-ref = F.batch_norm(one, bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=0.1)
-assert (got - ref).abs().max().item() < 1e-5, "a single example (N = 1) with eps = 0.1"
+stats = (bn.weight.detach(), bn.bias.detach(), bn.running_mean, bn.running_var)
+# CALL
+got = batchnorm_eval(one, *stats, eps=0.1)
+# CHECK
+expected = F.batch_norm(one, stats[2], stats[3], stats[0], stats[1], training=False, eps=0.1)
+expect.tensor_close(got, expected, "a single example (N = 1) with eps = 0.1")
 
 # %% [raw]
 # # END TESTS
@@ -331,30 +347,38 @@ class BatchNorm1d(nn.Module):
 
 # %%
 _gen = torch.Generator().manual_seed(7)
-mine, ref = BatchNorm1d(8), nn.BatchNorm1d(8)
-for _i in range(3):
-    x = torch.randn(20, 8, generator=_gen) * 3 + 1
-    y = mine(x)
-    assert isinstance(y, torch.Tensor), f"BatchNorm1d.forward should return a tensor, got {type(y).__name__}"
-    assert (y - ref(x)).abs().max().item() < 1e-5, "training mode differs from nn.BatchNorm1d"
-_ = mine.eval(), ref.eval()
-assert (mine(x) - ref(x)).abs().max().item() < 1e-5, "after 3 training batches, eval mode differs"
+xs = [torch.randn(20, 8, generator=_gen) * 3 + 1 for _i in range(3)]
+# CALL
+_mine = BatchNorm1d(8)
+train_outputs = [_mine(_x) for _x in xs]
+_ = _mine.eval()
+eval_output = _mine(xs[-1])
+# CHECK
+assert type(train_outputs) is list and len(train_outputs) == 3, "three outputs"
+ref = nn.BatchNorm1d(8)
+for k, x in enumerate(xs):
+    expect.tensor_close(train_outputs[k], ref(x).detach(), f"BatchNorm1d(8)(x) on training batch {k + 1}, as nn.BatchNorm1d,")
+_ = ref.eval()
+expect.tensor_close(eval_output, ref(xs[-1]).detach(), "BatchNorm1d(8) in eval mode after 3 training batches")
 
 # %%
 # HIDDEN
-keys = set(BatchNorm1d(3).state_dict())
-assert {"weight", "bias", "running_mean", "running_var"} <= keys, f"state_dict keys: {sorted(keys)}"
-assert sum(p.numel() for p in BatchNorm1d(3).parameters()) == 6, "only weight and bias are trainable"
 _gen = torch.Generator().manual_seed(8)
-mine, ref = BatchNorm1d(5), nn.BatchNorm1d(5)
-x = torch.randn(12, 5, generator=_gen, requires_grad=True)
-w = torch.randn(12, 5, generator=_gen)
-(mine(x) * w).sum().backward()
-gx, gw = x.grad.clone(), mine.weight.grad.clone()
-x.grad = None
+x0, w = torch.randn(12, 5, generator=_gen), torch.randn(12, 5, generator=_gen)
+# CALL
+keys = sorted(BatchNorm1d(3).state_dict())
+n_trainable = sum(p.numel() for p in BatchNorm1d(3).parameters())
+_mine, _x = BatchNorm1d(5), x0.clone().requires_grad_()
+(_mine(_x) * w).sum().backward()
+grad_x, grad_weight, running_var = _x.grad, _mine.weight.grad, _mine.running_var
+# CHECK
+assert type(keys) is list and {"weight", "bias", "running_mean", "running_var"} <= set(keys), f"state_dict keys: {keys}"
+expect.equal(n_trainable, 6, "the number of trainable parameters of BatchNorm1d(3) (weight and bias only)")
+ref, x = nn.BatchNorm1d(5), x0.clone().requires_grad_()
 (ref(x) * w).sum().backward()
-assert (gx - x.grad).abs().max().item() < 1e-4 and (gw - ref.weight.grad).abs().max().item() < 1e-4, "gradients"
-assert (mine.running_var - ref.running_var).abs().max().item() < 1e-5, "running_var after a step with grad"
+expect.tensor_close(grad_x, x.grad, "the gradient with respect to x", atol=1e-4)
+expect.tensor_close(grad_weight, ref.weight.grad, "the gradient with respect to weight", atol=1e-4)
+expect.tensor_close(running_var, ref.running_var, "running_var after a step with autograd on")
 
 # %% [raw]
 # # END TESTS
@@ -458,14 +482,65 @@ print("test accuracy: plain", plain_acc, "| with BatchNorm", bn_acc)
 # # BEGIN TESTS
 
 # %%
-assert isinstance(bn_acc, float) and bn_acc >= 0.75, f"bn_acc should be at least 0.75, got {bn_acc!r}"
+teacher = torch.randn(32, 4, generator=torch.Generator().manual_seed(1234))
+x_test = torch.randn(1024, 32, generator=torch.Generator().manual_seed(1))
+y_test = (x_test @ teacher).argmax(dim=1)
+
+
+def forward(state, kinds, x):
+    """The network given by its layers' kinds and state_dict, in eval mode, computed by the grader."""
+    for i, kind in enumerate(kinds):
+        if kind == "Linear":
+            x = x @ state[f"{i}.weight"].T + state[f"{i}.bias"]
+        elif kind == "BatchNorm1d":
+            x = F.batch_norm(x, state[f"{i}.running_mean"], state[f"{i}.running_var"], state[f"{i}.weight"],
+                             state[f"{i}.bias"], training=False, eps=1e-5)
+        elif kind == "ReLU":
+            x = torch.relu(x)
+        else:
+            raise AssertionError(f"unexpected layer {kind}")
+    return x
+
+
+# CALL
+bn_kinds = [type(m).__name__ for m in bn_net] if isinstance(bn_net, nn.Sequential) else type(bn_net).__name__
+bn_state = dict(bn_net.state_dict()) if isinstance(bn_net, nn.Module) else None
+reported = bn_acc
+# CHECK
+assert bn_kinds == ["Linear", "BatchNorm1d", "ReLU"] * 20 + ["Linear"], (
+    f"bn_net should be make_mlp's 20 blocks Linear -> BatchNorm1d -> ReLU and a classifier, got {bn_kinds}")
+with torch.no_grad():
+    acc = (forward(bn_state, bn_kinds, x_test).argmax(dim=1) == y_test).float().mean().item()
+assert acc >= 0.75, f"bn_net's test accuracy (computed from its weights) should be at least 0.75, got {acc:.3f}"
+assert type(reported) is float and abs(reported - acc) <= 2 / 1024, (
+    f"bn_acc should be bn_net's test accuracy ({acc:.3f}), got {expect.describe(reported)}")
 
 # %%
 # HIDDEN
-assert isinstance(plain_acc, float) and plain_acc < 0.5, f"the plain 20-layer net should not learn: {plain_acc!r}"
-assert sum(isinstance(m, BatchNorm1d) for m in bn_net.modules()) == 20, "bn_net needs 20 of your BatchNorm1d"
-assert sum(isinstance(m, nn.Linear) for m in bn_net.modules()) == 21, "20 hidden layers and a classifier"
-assert abs(accuracy(bn_net, x_test, y_test) - bn_acc) < 1e-6, "bn_acc should be bn_net's test accuracy"
+teacher = torch.randn(32, 4, generator=torch.Generator().manual_seed(1234))
+x_test = torch.randn(1024, 32, generator=torch.Generator().manual_seed(1))
+y_test = (x_test @ teacher).argmax(dim=1)
+# CALL
+plain_kinds = [type(m).__name__ for m in plain_net] if isinstance(plain_net, nn.Sequential) else type(plain_net).__name__
+plain_state = dict(plain_net.state_dict()) if isinstance(plain_net, nn.Module) else None
+losses = plain_losses
+reported = plain_acc
+# CHECK
+assert plain_kinds == ["Linear", "ReLU"] * 20 + ["Linear"], (
+    f"plain_net should be make_mlp's 20 blocks Linear -> ReLU and a classifier, got {plain_kinds}")
+assert type(losses) is list and len(losses) == 200 and all(type(v) is float and math.isfinite(v) for v in losses), (
+    "plain_losses should be the 200 losses train(plain_net, ...) returned")
+assert abs(losses[0] - math.log(4)) < 0.05, "plain_net's first loss should be about log 4 (a net that was not trained)"
+bias = expect.tensor(plain_state["40.bias"], "the classifier's bias", shape=(4,))
+assert bias.abs().max().item() > 1e-3, "plain_net should have been trained with train(): its classifier's bias is still 0"
+h = x_test
+with torch.no_grad():
+    for i in range(0, 40, 2):
+        h = torch.relu(h @ plain_state[f"{i}.weight"].T + plain_state[f"{i}.bias"])
+    acc = (h @ plain_state["40.weight"].T + bias).argmax(dim=1).eq(y_test).float().mean().item()
+assert acc < 0.5, f"the plain 20-layer net should not learn, but its test accuracy is {acc:.3f}"
+assert type(reported) is float and abs(reported - acc) <= 2 / 1024, (
+    f"plain_acc should be plain_net's test accuracy ({acc:.3f}), got {expect.describe(reported)}")
 
 # %% [raw]
 # # END TESTS
