@@ -223,19 +223,30 @@ class DeepLeakyMLP(nn.Module):
         return net
 
 
-def critical_leaky_mlp(depth: int, width: int, slope: float, seed: int = 0, fused: bool = True,
-                       in_features: int = 3 * 32 * 32, num_classes: int = 10) -> nn.Module:  # fmt: skip
-    """A plain leaky-ReLU MLP at its critical point (notebook 9): orthogonal weights, no biases, hidden layers
-    with the leaky ReLU's gain sqrt(2 / (1 + a^2)), the first and the last layer with gain 1; pick the slope with
-    :func:`lecture_utils.theory.tailored_slope`.  ``fused=True`` gives the fast :class:`DeepLeakyMLP`, else the
-    equivalent nn.Sequential.  Weights from ``torch.manual_seed(seed)`` in a forked RNG."""
+def deep_leaky_mlp(depth: int, width: int, slope: float, init: str = "orthogonal", seed: int = 0, fused: bool = True,
+                   in_features: int = 3 * 32 * 32, num_classes: int = 10) -> nn.Module:  # fmt: skip
+    """A plain (leaky-)ReLU MLP of ``depth`` weighted layers, no biases (notebook 9), as the fast
+    :class:`DeepLeakyMLP` (``fused=True``) or the equivalent nn.Sequential.  ``slope`` 0 is ReLU.
+
+    ``init``: 'default' (PyTorch's U[+-1/sqrt(fan_in)]), 'xavier', 'he' (N(0, 2/fan_in)), or 'orthogonal' at the
+    critical point: orthogonal weights, hidden layers with the leaky ReLU's gain sqrt(2 / (1 + a^2)), the first
+    and the last layer with gain 1 (pick the slope with :func:`lecture_utils.theory.tailored_slope`).  Weights
+    from ``torch.manual_seed(seed)`` in a forked RNG."""
+    if init not in ("default", "xavier", "he", "orthogonal"):
+        raise ValueError(f"init must be 'default', 'xavier', 'he' or 'orthogonal', got {init!r}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = DeepLeakyMLP(depth, width, slope, in_features, num_classes)
         weights = net.layer_weights()
         for k, w in enumerate(weights):
-            hidden = 0 < k < len(weights) - 1
-            init_tensor_(w, "orthogonal", nonlinearity="leaky_relu", slope=slope, g=None if hidden else 1.0)
+            if init == "orthogonal":
+                hidden = 0 < k < len(weights) - 1
+                init_tensor_(w, "orthogonal", nonlinearity="leaky_relu", slope=slope, g=None if hidden else 1.0)
+            elif init == "default":
+                init_tensor_(w, "glorot_standard")  # what nn.Linear.reset_parameters() draws
+            else:
+                init_tensor_(w, "xavier_normal" if init == "xavier" else "he_normal", nonlinearity="linear" if
+                             init == "xavier" else "relu")  # fmt: skip
     return net if fused else net.to_sequential()
 
 

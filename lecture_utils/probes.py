@@ -285,3 +285,37 @@ class UpdateRatio:
         self.steps.append(fit.step)
         self.ratios.append(np.array(ratios))
         self._before = None
+
+
+@torch.no_grad()
+def signal_propagation(weights: list[torch.Tensor], slope: float, x: torch.Tensor) -> dict[str, np.ndarray]:
+    """How a plain leaky-ReLU MLP (layers ``weights[0]``, leaky ReLU, ``weights[1]``, ..., no biases) treats its inputs
+    at initialization, exactly and in float64, without overflow or underflow at any depth (notebook 9).
+
+    A ReLU-type network without biases is positively homogeneous, so the hidden vector is renormalized after every
+    layer and its log-norm kept apart.  Returns ``log10_gain`` (n_inputs,): log10 |h_last| / |h_first| for each
+    input; ``cosine`` (n, n): cosine similarity of the inputs' last hidden vectors (1 everywhere: the network has
+    collapsed every input onto one direction); ``log10_jacobian_sv`` (width,): the log10 singular values of the
+    Jacobian d h_last / d h_first at the first input, sorted (all near 0: dynamical isometry; spread over
+    thousands of decades: the gradient reaching the first layer is a rank-one sliver)."""
+    Ws = [w.detach().double() for w in weights]
+    h = x.reshape(len(x), -1).double() @ Ws[0].T
+    log_gain = torch.zeros(len(x), dtype=torch.float64)
+    norm = h.norm(dim=1, keepdim=True)
+    h = h / norm
+    q = torch.eye(h.shape[1], dtype=torch.float64)
+    sv = torch.zeros(h.shape[1], dtype=torch.float64)
+    for w in Ws[1:-1]:
+        d = torch.where(h[0] > 0, 1.0, slope).double()  # the activation's derivative at input 0
+        q, r = torch.linalg.qr(w @ (d[:, None] * q))  # accumulate J = W_k D_k ... W_2 D_1 as Q R
+        diag = torch.diagonal(r)
+        sv += diag.abs().log()
+        q = q * torch.sign(diag)
+        h = nn.functional.leaky_relu(h, slope) @ w.T
+        norm = h.norm(dim=1, keepdim=True)
+        log_gain += norm[:, 0].log()
+        h = h / norm
+    cosine = (h @ h.T).numpy()
+    ln10 = math.log(10)
+    return {"log10_gain": (log_gain / ln10).numpy(), "cosine": cosine,
+            "log10_jacobian_sv": np.sort((sv / ln10).numpy())[::-1].copy()}  # fmt: skip

@@ -1,0 +1,340 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/09_thousand_layers.ipynb)
+#
+# # 9. A thousand plain layers that learn
+#
+# Notebook 8 ended with plain networks (no BatchNorm, no skip connections) that stall at 100 and 1000 layers with
+# PyTorch's default, Xavier and He. This notebook trains a **1000-layer plain network on CIFAR-10, on a CPU, in
+# about two minutes**, to well above 40% test accuracy, and a 100-layer one in seconds. Nothing in it is exotic:
+# `Linear` layers, a leaky ReLU, SGD with momentum. What changes is the initialization, chosen for the depth.
+#
+# 1. Why He fails at depth $\gg$ width: at initialization the network collapses every input onto one direction.
+# 2. The critical initialization: orthogonal weights and a leaky-ReLU slope tailored to the depth.
+# 3. Training: the standard initializations stall; the critical one learns, at 1000 and at 100 layers.
+# 4. When a step is too large: the run names the step and the layer that overflowed.
+# 5. Subnormal numbers: when vanishing costs time on a CPU.
+#
+# **Budget.** Full mode: the 45,000 training images; 1000 steps of batch 128 for each critical network (about
+# 70 s at 1000 layers and 10 s at 100 layers on 2 CPU cores), 100 steps for each standard initialization. Quick
+# mode (CI): 4,000 images and 100 steps: the curves only start.
+
+# %%
+# Colab set-up: installs this package from the repository (does nothing outside Colab).
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/dl-course/init-lecture"], capture_output=True, text=True)
+    if done.returncode:
+        lines = done.stderr.splitlines()
+        reason = next((s[s.find(k) :] for s in lines for k in ("fatal:", "ERROR:") if k in s), "pip failed")
+
+        class SetupFailed(Exception):
+            def _render_traceback_(self):  # Jupyter shows this one line instead of a traceback
+                return [str(self)]
+
+        raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lecture_utils import bench, config, data, figures, models, probes, theory, train
+from lecture_utils.exercises import check
+
+# %matplotlib inline
+config.show_banner(data.source_line())
+config.seed_everything(0)
+n_threads = config.small_layer_threads()  # 1000 layers of width 32: per-operation overhead, one thread is fastest
+
+# %%
+N_TRAIN = config.pick(4000, None)  # None: all 45,000 training images
+x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, None)
+x_test, y_test = data.load_split_tensors("test")
+val_loader = data.TensorLoader(x_val, y_val, 1000, shuffle=False)
+test_loader = data.TensorLoader(x_test, y_test, 1000, shuffle=False)
+DEPTH, WIDTH = 1000, 32
+print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tuple(x_test.shape)}")
+
+# %% [markdown]
+# ## 1. Why He fails at 1000 layers of width 32
+#
+# He's variance is exact *on average over random networks*. One network of finite width $n$ multiplies the squared
+# norm of the signal by a random factor at every layer, and the logarithms of those factors add up: their sum has a
+# variance of about $5L/n$ for Gaussian weights and ReLU (Hanin 2018; `theory.log_norm_spread`), 156 here, and
+# since $\mathbb E[\log r] < \log \mathbb E[r]$ (Jensen) the typical network drifts down by half of that: 78 nats, 34
+# decades. Worse than the scale is the *direction*: with ReLU, every layer makes the hidden vectors of different
+# inputs a little more alike, and after 1000 layers they all point the same way. The network then computes the same
+# thing for every image, and its Jacobian (how the last hidden layer responds to the first) has one useful
+# direction and hundreds of decades of nothing.
+#
+# `probes.signal_propagation` measures this exactly, in float64 with the hidden vector renormalized at every layer
+# (a ReLU network without biases only rescales, so nothing is lost): the gain $\log_{10}|h_\text{last}|/|h_\text{first}|$
+# per input, the cosine similarity between the last hidden vectors of different inputs, and the singular values of
+# the Jacobian.
+#
+# > **Predict, then run.** For a 1000-layer He network of width 32, is the cosine similarity between the last hidden
+# > vectors of two *different* images closer to 0 (unrelated), or to 1 (identical)?
+
+# %%
+SLOPE = theory.tailored_slope(DEPTH, WIDTH, c=0.5)
+nets0 = {"He (ReLU)": models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init="he"),
+         f"orthogonal, leaky ReLU a = {SLOPE:.3f}": models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE)}  # fmt: skip
+xs = x_val[:64]
+print(f"{'at initialization, 1000 layers':<36} {'log10 gain':>10} {'cosine of 2 inputs':>18} "
+      f"{'Jacobian: log10 singular values, max / median / min':>52}")
+prop = {}
+for name, net in nets0.items():
+    slope = 0.0 if name.startswith("He") else SLOPE
+    prop[name] = probes.signal_propagation(net.layer_weights(), slope, xs)
+    p = prop[name]
+    off = p["cosine"][~np.eye(len(xs), dtype=bool)]
+    sv = p["log10_jacobian_sv"]
+    print(f"{name:<36} {p['log10_gain'].mean():>10.1f} {off.mean():>18.3f} "
+          f"{sv[0]:>20.1f} / {sv[len(sv) // 2]:>8.1f} / {sv[-1]:>8.1f}")
+he_cos = prop["He (ReLU)"]["cosine"][~np.eye(len(xs), dtype=bool)].mean()
+assert he_cos > 0.99 and prop[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]["log10_jacobian_sv"][-1] > -3
+
+# %% [markdown]
+# *Answer.* Identical, to three digits: the He network has forgotten which image it was given before the signal
+# reaches the classifier, and its signal is some twenty decades below the input. The first layer's gradient
+# $\delta_1 x^\top$ then carries no information about the label either (in `float32` it is exactly zero, notebook 8).
+#
+# ## 2. The critical initialization
+#
+# Two changes keep the network near an **isometry** (every direction of the input preserved), the state that
+# Saxe et al. (2014) and Pennington et al. (2017) call dynamical isometry:
+#
+# * **orthogonal weights**: an orthogonal matrix preserves every norm and angle exactly, so the only randomness
+#   left per layer is the activation's;
+# * **a leaky ReLU whose slope is tailored to the depth**: with slope $a$ and gain $\sqrt{2/(1+a^2)}$, one layer
+#   multiplies $|h|^2$ by a random factor with $\operatorname{Var}[\log r] \approx 3\rho^2/n$, $\rho = (1-a^2)/(1+a^2)$.
+#   Asking the whole depth for a total of $3L\rho^2/n = c$ gives $\rho = \sqrt{cn/(3L)}$ (`theory.tailored_slope`):
+#   for $L = 1000$, $n = 32$, $c = 0.5$, the slope is $a = 0.929$. The network is "almost linear", exactly as much
+#   as its depth allows. (ReLU is $a = 0$, $\rho = 1$; a purely linear network, $a = 1$, would keep everything but
+#   could only learn a linear classifier.)
+#
+# The printed table shows the result: gain of order one, different images still different (cosine well below 1),
+# and all Jacobian singular values within about a decade of 1.
+#
+# **A fast step.** 1000 layers of width 32 are cheap in arithmetic but expensive in *operations*: autograd runs
+# four or five small operations per layer and step, and the optimizer updates 1000 separate weight tensors.
+# `models.DeepLeakyMLP` computes exactly the same network with a fused backward pass (two operations per layer each
+# way, all 1000 weight gradients in one batched product, one tensor for the optimizer). It is the same function,
+# checked here against the plain `nn.Sequential` of `Linear` and `LeakyReLU` layers, and faster (the printed times;
+# a full training step, optimizer included, about twice as fast on this machine's CPU):
+
+# %%
+net = nets0[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]
+seq = net.to_sequential()  # flatten, fc1, act1, fc2, ..., act999, head: the textbook network
+xb, yb = x_train[:128], y_train[:128]
+F.cross_entropy(net(xb), yb).backward()
+F.cross_entropy(seq(xb), yb).backward()
+grads_seq = [m.weight.grad for m in seq.modules() if isinstance(m, torch.nn.Linear)]
+same = all(torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+           for a, b in zip([net.fc1.weight.grad, *net.hidden.grad.unbind(0), net.head.weight.grad], grads_seq,
+                           strict=True))  # fmt: skip
+step_fused = bench.time_step(net, xb, yb, repeats=3)
+step_seq = bench.time_step(seq, xb, yb, repeats=3)
+print(f"same gradients as the nn.Sequential: {same}; one forward + backward pass: fused {1000 * step_fused:.0f} ms, "
+      f"nn.Sequential {1000 * step_seq:.0f} ms")
+assert same
+net.zero_grad()
+del seq
+
+# %% [markdown]
+# ## 3. Training 1000 plain layers
+#
+# SGD with momentum 0.9, batch 128, a learning rate that decays linearly to zero. One detail matters: the first
+# layer (3072 inputs, the only wide layer) gets a 30 times larger learning rate than the others; near an isometry
+# every layer receives a gradient of the same size, and the first layer's weights, spread over 3072 inputs, need
+# larger steps to move as much. The standard initializations get the same optimizer for a shorter budget (their
+# loss does not move at all, as we will see).
+#
+# > **Predict, then run.** After 100 steps, what is the training loss of the He network? And the critical one?
+
+# %%
+def optimizer_for(model, lr, first_multiplier):
+    """SGD with momentum; the first layer (fc1) gets ``first_multiplier`` times the learning rate."""
+    first = [model.fc1.weight]
+    rest = [p for p in model.parameters() if p is not model.fc1.weight]
+    return torch.optim.SGD([{"params": first, "lr": lr * first_multiplier}, {"params": rest, "lr": lr}],
+                           momentum=0.9)  # fmt: skip
+
+
+def run(model, steps, lr, first_multiplier, name, eval_every=None):
+    """``steps`` SGD steps with the learning rate decaying linearly to 0; evaluation on the validation set."""
+    opt = optimizer_for(model, lr, first_multiplier)
+    decay = lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1 - s / steps)  # noqa: E731
+    batches = data.TensorLoader(x_train, y_train, 128, shuffle=True, seed=0, drop_last=True)
+    return train.fit(model, batches, val_loader, steps=steps, optimizer=opt, scheduler=decay,
+                     eval_every=eval_every or max(1, steps // 4), on_divergence="stop", name=name)  # fmt: skip
+
+
+STANDARD_STEPS, CRITICAL_STEPS, LR = 100, config.pick(100, 1000), 5e-4
+runs, grad0 = {}, {}
+for init_name in ("default", "xavier", "he"):
+    model = models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init=init_name)  # ReLU: slope 0
+    grad0[init_name] = probes.weight_grad_variances(model, xb, yb)[0]
+    runs[f"{init_name} (ReLU)"] = run(model, STANDARD_STEPS, LR, 30, name=f"{init_name} (ReLU)")
+critical = models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE)
+grad0["critical"] = probes.weight_grad_variances(critical, xb, yb)[0]
+label = f"orthogonal, leaky ReLU a = {SLOPE:.3f}"
+runs[label] = run(critical, CRITICAL_STEPS, LR, 30, name=label)
+test_loss, test_acc = train.evaluate(critical, test_loader)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
+figures.plot_curves(runs, "loss", ax=axes[0], window=20, chance=math.log(10), title="1000 plain layers: training loss")
+figures.plot_curves(runs, "val_acc", ax=axes[1], chance=0.1, title="1000 plain layers: validation accuracy")
+plt.show()
+for name, r in runs.items():
+    init_name = name.split(" ")[0] if "ReLU)" in name else "critical"
+    print(f"{name:<32} Var[dL/dW_1] at step 0 {grad0[init_name]:8.2g}; loss {r.step_loss[0]:.3f} -> "
+          f"{np.mean(r.step_loss[-20:]):.3f} after {r.steps_done} steps ({r.seconds:.0f} s); val acc {r.final_val_acc:.3f}")
+headline = f"1000 layers, leaky ReLU a={SLOPE:.3f}, orthogonal: test accuracy {test_acc:.1%} after {runs[label].seconds:.0f} s"
+print(headline)
+
+# %%
+for init_name in ("default", "xavier", "he"):
+    r = runs[f"{init_name} (ReLU)"]
+    assert abs(np.mean(r.step_loss[-20:]) - math.log(10)) < 0.02 and r.final_val_acc < 0.15  # stalled
+assert np.mean(runs[label].step_loss[-20:]) < math.log(10) - 0.2  # the critical network learns
+if not config.quick():
+    assert test_acc >= 0.40, headline
+
+# %% [markdown]
+# *Answer.* The standard initializations sit at $\ln 10 = 2.303$ to the fourth digit: their first-layer gradient is
+# zero in `float32` and their output does not depend on the image. The critical network's loss falls from the first
+# steps, and after 1000 steps (about a minute of training on two CPU cores) it classifies CIFAR-10's test images
+# far above chance (the printed line). That is more than a linear classifier on raw pixels reaches (about 40%):
+# the network uses its 999 gentle nonlinearities.
+#
+# **100 layers.** The same recipe with the slope for $L = 100$ ($a = 0.79$; a larger learning rate, $5\cdot10^{-3}$,
+# and a first-layer multiplier of 3, since at this depth the layers are less fragile):
+
+# %%
+SLOPE_100 = theory.tailored_slope(100, WIDTH, c=0.5)
+net_100 = models.deep_leaky_mlp(100, WIDTH, SLOPE_100)
+run_100 = run(net_100, CRITICAL_STEPS, 5e-3, 3, name=f"100 layers, a = {SLOPE_100:.3f}")
+_, test_acc_100 = train.evaluate(net_100, test_loader)
+headline_100 = (f"100 layers, leaky ReLU a={SLOPE_100:.3f}, orthogonal: test accuracy {test_acc_100:.1%} "
+                f"after {run_100.seconds:.0f} s")  # fmt: skip
+print(headline_100)
+print(headline)
+if not config.quick():
+    assert test_acc_100 >= 0.40, headline_100
+
+# %% [markdown]
+# ## 4. When a step is too large: where did it overflow?
+#
+# The critical network tolerates a learning rate only up to a point. At 40 times the one above, a few steps inflate
+# the weights, and the signal, multiplied through 1000 layers, leaves `float32`. `train.fit` does not stop with an
+# anonymous `nan`: it re-runs the offending batch under a `Probe` on every layer (here on the `nn.Sequential` form,
+# whose layers have names) and names the first one whose output or gradient was not finite.
+
+# %%
+too_fast = models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE, fused=False)
+bad = run(too_fast, 30, 0.02, 30, name="lr 0.02", eval_every=30)
+print(bad.where())
+print(f"loss on the way: {[round(v, 2) for v in bad.step_loss]}")
+assert bad.diverged and bad.nonfinite["index"] >= 1
+
+# %% [markdown]
+# The loss climbs for a few steps, then an activation overflows `float32` ($3.4\cdot10^{38}$) in the forward pass,
+# at the layer printed above (or, going backwards, a gradient does). The diagnosis runs before the update, so the
+# weights are left as they were at the failing step.
+#
+# ## 5. Subnormals: when vanishing costs time
+#
+# A vanishing signal passes through `float32`'s *subnormal* range ($1.4\cdot10^{-45}$ to $1.2\cdot10^{-38}$) before
+# it becomes exactly 0. On many x86 CPUs arithmetic on subnormals is handled in microcode and is many times slower;
+# `torch.set_flush_denormal(True)` flushes them to zero. We time an elementwise operation on normal and on subnormal
+# numbers, and one training step of the 1000-layer network under PyTorch's default initialization (whose signal
+# underflows), each with and without flushing.
+
+# %%
+big = torch.rand(2_000_000) + 1.0
+tiny = big * 1e-40  # subnormal in float32
+assert 0 < tiny.abs().max() < torch.finfo(torch.float32).tiny
+flushing_before = bench.flushing_denormals()
+timings = {}
+for flush in (False, True):
+    torch.set_flush_denormal(flush)
+    timings[flush] = (bench.time_elementwise(big), bench.time_elementwise(tiny))
+torch.set_flush_denormal(flushing_before)
+for flush, (t_normal, t_sub) in timings.items():
+    print(f"flush_denormal={flush!s:5}: normal {t_normal * 1e3:6.2f} ms, subnormal {t_sub * 1e3:6.2f} ms "
+          f"(x{t_sub / t_normal:.1f})")
+slow_net = models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init="default")
+slow, fast = (bench.time_step(slow_net, xb, yb, 3, flush_denormal=f) for f in (False, True))
+print(f"1000-layer default-init step: {slow:.3f} s without flushing, {fast:.3f} s with flushing")
+
+# %% [markdown]
+# Read the numbers your machine printed. Where the elementwise subnormal operation is several times slower, that is
+# the microcode path, and flushing removes it. The matrix products of a training step go through a BLAS library that
+# often flushes subnormals already, so the whole step may change little: the slowdown shows up in elementwise-heavy
+# code (activations, optimizers, long products). If a CPU run that vanishes suddenly crawls,
+# `torch.set_flush_denormal(True)` is the first thing to try; it changes results only in numbers below
+# $1.2\cdot10^{-38}$, which are noise anyway.
+#
+# ## Exercise: a slope for your own network
+#
+# You want a plain network of 300 layers of width 64. Compute, from the formula of section 2, the leaky-ReLU slope
+# that makes the total variance of $\log|h|^2$ over the depth equal to $c = 0.5$. Then give the same quantity,
+# $\operatorname{Var}[\log|h_L|^2] \approx 5L/n$, for a He-initialized ReLU network of that shape.
+
+# %%
+slope_300 = ...  # TODO: a for L = 300, n = 64, c = 0.5
+he_spread_300 = ...  # TODO: 5 L / n for He with ReLU
+
+check(slope_300, theory.tailored_slope(300, 64, 0.5), "tailored slope for L = 300, n = 64", rtol=1e-3,
+      hint="rho = sqrt(c n / (3 L)), then a = sqrt((1 - rho) / (1 + rho))")
+check(he_spread_300, theory.log_norm_spread(300, 64), "Var[log |h_L|^2] for He, L = 300, n = 64", rtol=1e-3)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+rho = math.sqrt(0.5 * 64 / (3 * 300))
+slope_300 = math.sqrt((1 - rho) / (1 + rho))  # 0.83: shallower than 1000 layers, so a stronger nonlinearity
+he_spread_300 = 5 * 300 / 64  # 23: the typical He network sits e^(-23/2), five decades, below the average
+check(slope_300, theory.tailored_slope(300, 64, 0.5), "tailored slope for L = 300, n = 64", rtol=1e-3)
+check(he_spread_300, theory.log_norm_spread(300, 64), "Var[log |h_L|^2] for He, L = 300, n = 64", rtol=1e-3)
+
+# %% [markdown]
+# ## Summary
+#
+# * At depth $\gg$ width, He's variance is right on average and useless in practice: one network's signal drifts by
+#   tens of decades, and worse, every input collapses onto one direction, so nothing reaches the first layers.
+# * Orthogonal weights and a leaky-ReLU slope tailored to the depth keep a 1000-layer plain network near an
+#   isometry, and plain SGD trains it on CIFAR-10 in minutes on a CPU, no BatchNorm and no skip connections needed.
+# * Fast tiny layers are about operations, not FLOPs: a fused backward pass makes the step cheaper.
+# * Residual connections reach the same goal more robustly, and they are what practice uses: notebook 10.
+#
+# ## References
+# - B. Hanin, *Which Neural Net Architectures Give Rise to Exploding and Vanishing Gradients?*, NeurIPS 2018.
+# - A. Saxe, J. McClelland and S. Ganguli, *Exact solutions to the nonlinear dynamics of learning in deep linear neural
+#   networks*, ICLR 2014 (orthogonal initialization, dynamical isometry).
+# - J. Pennington, S. Schoenholz and S. Ganguli, *Resurrecting the sigmoid in deep learning through dynamical
+#   isometry*, NeurIPS 2017; B. Poole et al., *Exponential expressivity in deep neural networks through transient
+#   chaos*, NeurIPS 2016 (the edge of chaos).
+# - L. Xiao, Y. Bahri, J. Sohl-Dickstein, S. Schoenholz and J. Pennington, *Dynamical Isometry and a Mean Field
+#   Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural Networks*, ICML 2018.
+# - K. He, X. Zhang, S. Ren and J. Sun, *Delving Deep into Rectifiers*, ICCV 2015.
