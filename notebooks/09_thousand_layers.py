@@ -164,11 +164,13 @@ del seq
 # %% [markdown]
 # ## 3. Training 1000 plain layers
 #
-# SGD with momentum 0.9, batch 128, a learning rate that decays linearly to zero. One detail matters: the first
-# layer (3072 inputs, the only wide layer) gets a 30 times larger learning rate than the others; near an isometry
-# every layer receives a gradient of the same size, and the first layer's weights, spread over 3072 inputs, need
-# larger steps to move as much. The standard initializations get the same optimizer for a shorter budget (their
-# loss does not move at all, as we will see).
+# SGD with momentum 0.9, batch 128, a learning rate that decays linearly to zero. Two details of the step size follow
+# from the isometry. Every one of the $L$ layers receives a gradient of about the same size, and their updates add
+# up coherently at the output, so the learning rate must shrink like $1/L$: about $0.5/L$, $5\cdot10^{-4}$ here (at
+# $10^{-2}$ the run diverges). And the first layer, the only one that sees the 3072 pixels, contributes a small
+# share of each step ($\approx|x|^2 = 3072$ against $\approx L\,|h|^2 \approx 32{,}000$ for the hidden stack), so it
+# gets a 30 times larger learning rate (about $0.03L$) to learn its features. The standard initializations get the
+# same optimizer for a shorter budget (their loss does not move at all, as we will see).
 #
 # > **Predict, then run.** After 100 steps, what is the training loss of the He network? And the critical one?
 
