@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import config
+
 FORMAT = "lecture-checkpoint-v2"
 
 
@@ -101,16 +103,7 @@ def _remove_stale_temporaries(path: Path) -> None:
     """Remove the ``.tmp`` (and ``.probe``) files of writers that were killed (their pid is in the name)."""
     for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.probe")]:
         pid = tmp.name[len(path.name) + 2 :].rsplit(".", 1)[0]
-        alive = False
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 0)
-                alive = True
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive:
+        if pid != str(os.getpid()) and not config.writer_alive(pid):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 

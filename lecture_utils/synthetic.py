@@ -139,16 +139,7 @@ def _remove_dead_writers(root: Path) -> None:
     """Remove the temporary folders of writers that were killed (their pid, in the folder's name, is gone)."""
     for tmp in root.glob(".synthetic-*"):
         pid = tmp.name.split("-")[1] if tmp.name.count("-") >= 2 else ""
-        alive = False
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 0)
-                alive = True
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                alive = True
-        if not alive and tmp.is_dir():
+        if pid != str(os.getpid()) and not config.writer_alive(pid) and tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -327,21 +327,17 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None =
                 out = model(xb)
                 loss = state.loss_fn(out, yb)
                 state.loss = loss.item()
-                if not math.isfinite(state.loss):
+                norm = math.nan
+                if math.isfinite(state.loss):
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    _call(callbacks, "after_backward", state)  # the raw gradients, before clipping
+                    norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
+                if not math.isfinite(norm):  # stop before the update, BatchNorm's averages as they were
                     _restore(buffers, saved)
                     state.run.step_loss.append(state.loss)
-                    err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}")
-                    if on_divergence == "raise":
-                        raise err
-                    return state.run
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                _call(callbacks, "after_backward", state)  # the raw gradients, before clipping
-                norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
-                if not math.isfinite(norm):
-                    _restore(buffers, saved)
-                    state.run.step_loss.append(state.loss)
-                    err = _diverged(state, xb, yb, f"loss = {state.loss:.4g}, gradient norm = {norm:.4g}")
+                    what = f"loss = {state.loss:.4g}" + (f", gradient norm = {norm:.4g}" if math.isfinite(state.loss) else "")
+                    err = _diverged(state, xb, yb, what)
                     if on_divergence == "raise":
                         raise err
                     return state.run
