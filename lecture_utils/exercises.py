@@ -4,9 +4,12 @@
     answer = ...                      # the student replaces the ... with code
     check(answer, expected, "the overflow layer", hint="k* = floor(log(max / s) / log g) + 1")
 
-* ``answer`` still ``...`` (or None): prints that the exercise is open and returns False, so "Run All" goes on;
-* right (numbers within ``rtol``, or equal): prints that it is right and returns True;
+* ``answer`` still ``...`` (or None): prints that the exercise is open, so "Run All" goes on;
+* right (numbers within ``rtol``, or equal): prints that it is right;
 * wrong: raises :class:`ExerciseError` with what was expected, what was given, and the hint.
+
+Both return None (so that a cell ending with a check shows only its message); :func:`is_right` gives the verdict
+as a value.
 
 :func:`check_function` does the same for a function, on several inputs.  Each exercise has a solution
 cell right after it (collapsed in Jupyter and Colab, tagged ``solution``) that runs the same check.
@@ -57,28 +60,34 @@ def _fmt(value) -> str:
     return repr(value)
 
 
-def check(answer, expected, what: str, rtol: float = 1e-2, atol: float = 0.0, hint: str = "") -> bool:
+def is_right(answer, expected, rtol: float = 1e-2, atol: float = 0.0) -> bool | None:
+    """None while the answer is ``...``/None, else whether it matches ``expected`` as :func:`check` compares."""
+    return None if _open(answer) else _close(answer, expected, rtol, atol)
+
+
+def check(answer, expected, what: str, rtol: float = 1e-2, atol: float = 0.0, hint: str = "") -> None:
     """Compare an exercise's ``answer`` with ``expected`` (numbers and arrays within ``rtol``/``atol``;
     strings and booleans exactly).  See the module docstring for what happens in each case."""
-    if _open(answer):
+    verdict = is_right(answer, expected, rtol, atol)
+    if verdict is None:
         print(f"Exercise ({what}): not answered yet -- replace the ... and run the cell again.")
-        return False
-    if _close(answer, expected, rtol, atol):
+        return
+    if verdict:
         print(f"Exercise ({what}): right.")
-        return True
+        return
     raise ExerciseError(f"{what}: you have {_fmt(answer)}, expected {_fmt(expected)}"
                         + (f" (within {rtol:.0%})" if rtol and not isinstance(expected, str | bool) else "")
                         + (f". Hint: {hint}" if hint else "."))  # fmt: skip
 
 
 def check_function(fn: Callable | None, cases: Sequence[tuple[tuple, object]], what: str, rtol: float = 1e-2,
-                   atol: float = 0.0, hint: str = "") -> bool:  # fmt: skip
+                   atol: float = 0.0, hint: str = "") -> None:  # fmt: skip
     """Call ``fn(*args)`` for every ``(args, expected)`` in ``cases`` and compare as :func:`check` does; the
     first wrong case is reported with its arguments.  An unfinished function (``...`` or a body that returns
     ``...``/None) counts as not answered yet."""
     if _open(fn):
         print(f"Exercise ({what}): not answered yet -- write the function and run the cell again.")
-        return False
+        return
     for args, expected in cases:
         try:
             got = fn(*args)
@@ -87,10 +96,9 @@ def check_function(fn: Callable | None, cases: Sequence[tuple[tuple, object]], w
                                 f"{type(err).__name__}: {err}" + (f". Hint: {hint}" if hint else "")) from None  # fmt: skip
         if _open(got):
             print(f"Exercise ({what}): not answered yet -- the function still returns {got!r}.")
-            return False
+            return
         if not _close(got, expected, rtol, atol):
             raise ExerciseError(f"{what}: {getattr(fn, '__name__', 'your function')}{args} returned {_fmt(got)}, "
                                 f"expected {_fmt(expected)}" + (f". Hint: {hint}" if hint else "."))  # fmt: skip
     print(f"Exercise ({what}): right on all {len(cases)} cases.")
-    return True
 

@@ -229,7 +229,7 @@ def plot_train_vs_eval(logits: Mapping[str, torch.Tensor], classes: Sequence[str
 def plot_throughput(rates: Mapping[str, float], ax: Axes | None = None,
                     title: str = "Training throughput of the seed model: images per second") -> Axes:  # fmt: skip
     """Images per second of each pipeline, on a linear scale (bar lengths compare as the numbers do)."""
-    ax = ax if ax is not None else new_axes((7, 2.6))
+    ax = ax if ax is not None else new_axes((9.5, 2.6))
     labels, values = list(rates), list(rates.values())
     ax.barh(labels, values, color=[f"C{i}" for i in range(len(values))])
     for i, v in enumerate(values):

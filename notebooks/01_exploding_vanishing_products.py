@@ -298,7 +298,7 @@ check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e
 check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05, "relu"), "zero"), "first all-zero layer",
       rtol=0, atol=0, hint="first k with g^k < smallest subnormal / 2, i.e. floor(log(tiny / 2) / log g) + 1")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution (run it to see the check pass; then measure it on a real stack)
 g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
 k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1

@@ -226,7 +226,7 @@ measured_var = (w * h).sum(dim=1).var().item()
 check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02,
       hint="Var[wh] = Var w Var h + Var w E[h]^2 + Var h E[w]^2, then times m")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
 var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
 print(f"formula {var_exercise:.4f}, Monte Carlo {measured_var:.4f}")

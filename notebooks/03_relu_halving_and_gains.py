@@ -274,7 +274,7 @@ check_function(leaky_gain, [((0.0,), math.sqrt(2)), ((0.2,), init.gain("leaky_re
 check(chi_leaky, 1.0, "backward factor of the leaky ReLU at its gain", rtol=1e-6,
       hint="E[f'(z)^2] = (1 + a^2) / 2 as well")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution: E[f(z)^2] = 1/2 + a^2/2 (half the mass has slope 1, half slope a), and f'(z)^2 averages to the same,
 # so chi = g^2 (1 + a^2) / 2 = 1: for (leaky) ReLU one gain keeps both passes, unlike tanh and sigmoid.
 def leaky_gain(a):

@@ -414,7 +414,7 @@ check_function(he_std, [((100,), li.he_std(100)), ((3 * 3 * 64,), li.he_std(576)
 check_function(xavier_uniform_bound, [((256, 256), li.xavier_bound(256, 256)), ((784, 10), li.xavier_bound(784, 10))],
                "Glorot's uniform bound", rtol=1e-6, hint="U[-a, a] has variance a^2 / 3")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def he_std(fan_in):
     return math.sqrt(2.0 / fan_in)
 

@@ -124,7 +124,7 @@ act_ratio, grad_ratio = np.array(act_ratio), np.array(grad_ratio)
 fig, axes = plt.subplots(1, 2, figsize=(15, 5.4), layout="constrained")
 figures.plot_ratio_map(act_ratio, rows, INITS, ax=axes[0], title="forward: Var at the last hidden layer / first")
 figures.plot_ratio_map(grad_ratio, rows, INITS, ax=axes[1], title="backward: gradient Var at the first hidden layer / last")
-fig.suptitle("Depth ladder at initialization (blue: vanishes, red: explodes, white: preserved within x10^(+-0.3))")
+fig.suptitle("Depth ladder at initialization (blue: vanishes, red: explodes, white: preserved, x0.5 to x2)")
 plt.show()
 
 # %%

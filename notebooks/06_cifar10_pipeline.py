@@ -184,7 +184,7 @@ print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len
 # > path be about 1.5, 5 or 50 times faster?
 
 # %%
-N_BENCH = config.pick(3_000, None)
+N_BENCH = config.pick(3_000, 15_000)
 rates = {
     "DataLoader (ToTensor + Normalize per image)": bench.time_dataloader(DEVICE, workers=2, limit=N_BENCH),
     "in-memory tensors (TensorLoader)": bench.time_tensors(DEVICE, limit=N_BENCH),

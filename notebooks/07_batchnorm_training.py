@@ -222,7 +222,7 @@ bn_run = train.fit(bn_model, train_loader(0), val_loader, epochs=EPOCHS, lr=LR, 
 same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bn_model.state_dict().values(), strict=True))
 print(f"crashed-and-resumed run == uninterrupted run, bit for bit: {same}")
 print(f"validation accuracy per epoch: {[round(a, 3) for a in bn_run.column('val_acc')]}; "
-      f"learning rate: {bn_run.column('lr')}")
+      f"learning rate: {[float(f'{lr:.2g}') for lr in bn_run.column('lr')]}")
 assert same and [h["val_loss"] for h in history] == bn_run.column("val_loss")
 
 # %% [markdown]
@@ -270,7 +270,7 @@ assert plain_runs[0.05].column("val_loss")[-1] > 2 * bn_run.column("val_loss")[-
 # fixing it is why BatchNorm works.
 
 # %%
-FIG1_EPOCHS, EVERY = config.pick(2, 3), config.pick(20, 50)
+FIG1_EPOCHS, EVERY = 2, config.pick(20, 50)
 fig1, fig1_runs = {}, {}
 for bn in (False, True):
     label = "with BatchNorm" if bn else "without BatchNorm"
@@ -357,7 +357,7 @@ print(f"median log10 ratio per epoch, fc1: {[round(float(np.median(r)), 2) for r
 # > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail?
 
 # %%
-DEEP_EPOCHS = config.pick(2, 3)
+DEEP_EPOCHS = 2
 rescue = {}
 for var in (1e-4, 1e2):
     for bn in (False, True):
@@ -441,7 +441,7 @@ class ClipCount:
         self.fractions.append(float((g.abs() > self.c).float().mean()))
 
 
-CLIP_EPOCHS, C_VALUE, M_NORM = 2, 0.01, 10.0
+CLIP_EPOCHS, C_VALUE, M_NORM = config.pick(2, 1), 0.01, 10.0  # quick mode: 2 epochs of fewer images
 counter = ClipCount(C_VALUE)
 clip_setups = {"no clipping": {}, f"clip by norm, m = {M_NORM:g}": {"clip_norm": M_NORM},
                f"clip by value, c = {C_VALUE:g}": {"clip_value": C_VALUE, "callbacks": [counter]}}  # fmt: skip

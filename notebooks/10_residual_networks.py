@@ -33,8 +33,8 @@
 # Each claim is measured block by block with the theory drawn over it; then a 100-block residual MLP with
 # each variant is trained against the 100-layer plain He network of notebook 8, same budget.
 #
-# **Budget.** Full mode: variance measured over 16 networks of width 512 with 30 blocks; training on 8,000
-# images for 1,500 steps of batch 64, about 5 minutes on 2 CPU cores. Quick mode (`LECTURE_QUICK=1`, CI):
+# **Budget.** Full mode: variance measured over 8 networks of width 512 with 30 blocks; training on 8,000
+# images for 600 steps of batch 64, about 2 minutes on 2 CPU cores. Quick mode (`LECTURE_QUICK=1`, CI):
 # 4 networks of width 256, 4,000 images and 150 steps, under a minute.
 
 # %%
@@ -96,7 +96,7 @@ n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faste
 
 # %%
 K = config.pick(20, 30)
-WIDTH, DRAWS, BATCH = config.pick((256, 4, 512), (512, 16, 1024))
+WIDTH, DRAWS, BATCH = config.pick((256, 4, 512), (512, 8, 512))
 x0 = torch.randn(BATCH, WIDTH, generator=torch.Generator().manual_seed(0))
 measured = {}
 for variant in models.VARIANTS:
@@ -154,7 +154,7 @@ assert np.allclose(zero, zero[0])  # identity at initialization
 N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
 x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, N_VAL)
 val_loader = data.TensorLoader(x_val, y_val, batch_size=1000, shuffle=False)
-STEPS, LR, BLOCKS, W = config.pick(150, 1500), 0.01, 100, 64
+STEPS, LR, BLOCKS, W = config.pick(150, 600), 0.01, 100, 64
 
 
 def run(net, name):
