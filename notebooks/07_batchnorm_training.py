@@ -290,8 +290,8 @@ assert fig1_runs["with BatchNorm"].column("val_acc")[-1] > fig1_runs["without Ba
 # %% [markdown]
 # What the run shows: **both** distributions move. Without BatchNorm the unit's input jumps within the first few
 # hundred steps from about $-0.6$ to about $-2.5$, deep in the sigmoid's tail ($\sigma'(-2.5) \approx 0.07$), and
-# wanders there; with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$ learn, about half as
-# far by the end (the printed medians). The BatchNorm network learns faster. So "BatchNorm holds each layer's input
+# wanders there; with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$ learn, less than half
+# as far by the end (the printed medians). The BatchNorm network learns faster. So "BatchNorm holds each layer's input
 # distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch normalization help
 # optimization?*) showed that it is not why BatchNorm helps: they injected random shifts *after* every BatchNorm
 # layer, so that the inputs moved more than without it, and training was still as fast. Their explanation is one

@@ -9,7 +9,9 @@ It refuses, before running anything, to store outputs that are not the lecture's
 (``LECTURE_QUICK``), synthetic data (``LECTURE_SYNTHETIC``), or a data-dependent notebook without real CIFAR-10
 files under ``--data``.  Files that are not the official release (e.g. built from ../shared/data) need
 ``LECTURE_VERIFY_DATA=0``; each notebook's banner then says so.  Every notebook runs in a fresh kernel from its
-own folder; the run time of each is printed, and a failing notebook is reported and left unchanged.
+own folder; the run time of each is printed, and a failing notebook is reported and left unchanged.  The
+notebooks compute on one CPU thread each (their layers are small), so ``--jobs 2`` (the default on a machine with
+two or more cores) runs two of them at a time, longest first.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -57,10 +60,9 @@ def refusal(data_dir: Path | None, notebooks: list[Path], env: dict) -> str | No
     return None
 
 
-def execute(nb_path: Path, out_path: Path, env: dict, timeout: int) -> float:
+def execute(nb_path: Path, out_path: Path, timeout: int) -> float:
     """Run ``nb_path`` in a fresh kernel (cwd = its folder) and write it with its outputs to ``out_path``."""
     nb = nbformat.read(nb_path, as_version=4)
-    os.environ.update(env)  # the kernel inherits this process's environment
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(nb_path.parent)}})  # fmt: skip
     start = time.perf_counter()
@@ -81,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=os.environ.get("LECTURE_DATA_DIR") or None,
                         help="folder holding cifar-10-batches-py/ (default: LECTURE_DATA_DIR)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="write executed copies here instead of in place")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (the longest takes ~70 s)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="notebooks run at the same time (each computes on one thread; default min(2, cores))")  # fmt: skip
     args = parser.parse_args(argv)
     notebooks = [p.resolve() for p in args.notebooks] or NOTEBOOKS
     data_dir = args.data.expanduser().resolve() if args.data else None
@@ -92,20 +96,36 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if data_dir is not None:
         env["LECTURE_DATA_DIR"] = str(data_dir)
-    failed, total = 0, 0.0
-    print(f"{'seconds':>8}  notebook")
-    for nb_path in notebooks:
+    os.environ.update(env)  # every kernel inherits this process's environment
+    # the training notebooks (07-10) first: they take longest, and the short ones fill the gaps
+    order = sorted(notebooks, key=lambda p: -p.name.startswith(("07", "08", "09", "10")))
+
+    def one(nb_path: Path) -> tuple[Path, float | None, str]:
         out_path = (args.out / nb_path.name) if args.out else nb_path
-        try:
-            seconds = execute(nb_path, out_path, env, args.timeout)
-        except CellExecutionError as err:
-            failed += 1
-            lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-            print(f"  FAILED  {nb_path.name}: {lines[-1] if lines else type(err).__name__} (left unchanged)", flush=True)
-            continue
-        total += seconds
-        print(f"{seconds:8.1f}  {nb_path.name}", flush=True)
-    print(f"{total:8.1f}  in all; {len(notebooks) - failed} written, {failed} failed")
+        for attempt in (1, 2):  # a kernel that hangs or dies (not the notebook's fault) gets one more try
+            try:
+                return nb_path, execute(nb_path, out_path, args.timeout), ""
+            except CellExecutionError as err:
+                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+                return nb_path, None, lines[-1] if lines else type(err).__name__
+            except (CellTimeoutError, DeadKernelError) as err:
+                if attempt == 2:
+                    return nb_path, None, f"{type(err).__name__} twice: {str(err).strip().splitlines()[0][:200]}"
+                print(f"  retrying {nb_path.name}: {type(err).__name__}", flush=True)
+        raise AssertionError("unreachable")
+
+    start = time.perf_counter()
+    print(f"{'seconds':>8}  notebook   ({args.jobs} at a time)", flush=True)
+    results = {}
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for nb_path, seconds, why in pool.map(one, order):
+            results[nb_path] = (seconds, why)
+            print(f"{seconds:8.1f}  {nb_path.name}" if seconds is not None
+                  else f"  FAILED  {nb_path.name}: {why} (left unchanged)", flush=True)  # fmt: skip
+    failed = sum(1 for s_, _ in results.values() if s_ is None)
+    total = sum(s_ for s_, _ in results.values() if s_ is not None)
+    print(f"{total:8.1f}  seconds of notebooks, {time.perf_counter() - start:.1f} s wall clock; "
+          f"{len(notebooks) - failed} written, {failed} failed")
     return 1 if failed else 0
 
 
