@@ -72,7 +72,7 @@ def test_main_prints_both_rates_and_json_last(synthetic_mode, capsys):
 
 def test_missing_data_is_one_message_not_a_traceback(tmp_path, clean_env, capsys):
     clean_env.setenv("LECTURE_DATA_DIR", str(tmp_path))
-    clean_env.setattr(data.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
+    clean_env.setattr(data.torchvision().datasets.CIFAR10, "download", lambda self: (_ for _ in ()).throw(OSError("offline")))
     assert bench.main(["--workers", "0"]) == 2
     err = capsys.readouterr().err
     assert "CIFAR-10 is not available" in err and "LECTURE_SYNTHETIC=1" in err and "Traceback" not in err
