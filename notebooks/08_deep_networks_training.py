@@ -160,11 +160,9 @@ CONFIGS = {"default": {"init": "default"}, "xavier": {"init": "xavier"}, "he": {
            "orthogonal": {"init": "orthogonal"}, "he + BN": {"init": "he", "batchnorm": True}}
 ladder = {}
 for rung, (arch, depth, width, batch, steps) in RUNGS.items():
-    torch.set_num_threads(2 if arch == "cnn" else 1)  # convolutions are real arithmetic: a second thread helps
     for cfg, kwargs in CONFIGS.items():
         net = models.plain_net(arch, depth, width, seed=0, **kwargs)
         ladder[rung, cfg] = run(net, steps, LR, batch=batch, name=f"{rung}, {cfg}", eval_every=steps)
-torch.set_num_threads(n_threads)
 print(f"{len(ladder)} runs, {sum(r.seconds for r in ladder.values()):.0f} s of training")
 
 # %%
