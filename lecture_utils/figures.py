@@ -105,8 +105,9 @@ def plot_layer_histograms(samples: Sequence[torch.Tensor], ax: Axes | None = Non
 
 
 def plot_ratio_map(ratios: np.ndarray, rows: Sequence[str], cols: Sequence[str], ax: Axes | None = None,
-                   title: str = "", clip: float = 3.0) -> Axes:  # fmt: skip
-    """Heat map of ratios (e.g. the variance at the last layer over the first) on a log10 colour scale
+                   title: str = "", clip: float = 3.0, label: str = "ratio") -> Axes:  # fmt: skip
+    """Heat map of ratios (e.g. the variance at the last layer over the first; or any positive quantity, named by
+    ``label`` on the colour bar) on a log10 colour scale
     clipped at +-``clip`` decades, so that 0.3 and 3 are visibly different from 1, with every value written in
     its cell.  0 (underflow) and inf/NaN (overflow) get their own colours, named in the legend."""
     r = np.asarray(ratios, dtype=float)
@@ -128,7 +129,7 @@ def plot_ratio_map(ratios: np.ndarray, rows: Sequence[str], cols: Sequence[str],
             ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
     ax.set_xticks(range(len(cols)), cols, rotation=20)
     ax.set_yticks(range(len(rows)), rows)
-    plt.colorbar(im, ax=ax, label=f"log10 ratio (clipped at +-{clip:g})", extend="both")
+    plt.colorbar(im, ax=ax, label=f"log10 {label} (clipped at +-{clip:g})", extend="both")
     ax.legend(handles=[Patch(color=UNDERFLOW_COLOR, label="0: underflow"),
                        Patch(color=OVERFLOW_COLOR, label="inf / NaN: overflow")],
               fontsize=7, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2, frameon=False)  # fmt: skip

@@ -58,7 +58,6 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from lecture_utils import config, data, figures, models, probes, train
 from lecture_utils.exercises import check
@@ -154,7 +153,7 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
 
 # %%
 LADDER_STEPS = config.pick(30, 150)
-RUNGS = {"MLP, 2 layers": ("mlp", 2, 64, 64, LADDER_STEPS), "CNN, 4 layers": ("cnn", 4, config.pick(8, 16), 64, LADDER_STEPS),
+RUNGS = {"MLP, 2 layers": ("mlp", 2, 64, 64, LADDER_STEPS), "CNN, 4 layers": ("cnn", 4, 8, 64, LADDER_STEPS),
          "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(10, 20))}
 CONFIGS = {"default": {"init": "default"}, "xavier": {"init": "xavier"}, "he": {"init": "he"},
            "orthogonal": {"init": "orthogonal"}, "he + BN": {"init": "he", "batchnorm": True}}
@@ -171,7 +170,7 @@ gvar = np.array([[ladder[r, c].grad0[0] for c in CONFIGS] for r in RUNGS])
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.4), layout="constrained")
 figures.plot_accuracy_map(acc, list(RUNGS), list(CONFIGS), ax=axes[0],
                           title=f"validation accuracy after {LADDER_STEPS} steps (1000 layers: {RUNGS['MLP, 1000 layers'][-1]})")  # fmt: skip
-figures.plot_ratio_map(gvar, list(RUNGS), list(CONFIGS), ax=axes[1], clip=30,
+figures.plot_ratio_map(gvar, list(RUNGS), list(CONFIGS), ax=axes[1], clip=30, label="Var[dL/dW]",
                        title="Var[dL/dW] of the first layer at step 0")  # fmt: skip
 plt.show()
 for rung in RUNGS:
@@ -191,7 +190,7 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 #
 # * **Shallow networks barely care.** At 2 layers every initialization trains to about the same accuracy (close to
 #   40% after 150 steps): one Linear layer and the head do not compound anything. The 4-layer CNN (3x3
-#   convolutions, 16 channels, global average pooling) learns more slowly in this budget, and here the
+#   convolutions, 8 channels, global average pooling) learns more slowly in this budget, and here the
 #   initialization already shows: PyTorch's default is lowest and He + BatchNorm highest.
 # * **Depth punishes a wrong variance exponentially.** At 100 layers the first layer's gradient under the default
 #   ($\times\tfrac16$ per layer) and Xavier ($\times\tfrac12$) has vanished to tens of orders of magnitude below He's:

@@ -89,6 +89,9 @@ def test_plot_ratio_map_colours_and_writes_special_cells():
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["0: underflow", "inf / NaN: overflow"]
     assert ax.get_title() == "ratios" and [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert ax.figure.axes[-1].get_ylabel() == "log10 ratio (clipped at +-3)"
+    named = figures.plot_ratio_map(ratios, ["a", "b"], ["x", "y", "z"], clip=30, label="Var[dL/dW]")
+    assert named.figure.axes[-1].get_ylabel() == "log10 Var[dL/dW] (clipped at +-30)"  # not called a ratio
 
 
 def test_plot_accuracy_map_writes_diverged_for_nan():

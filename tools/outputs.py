@@ -11,17 +11,20 @@ files under ``--data``.  Files that are not the official release (e.g. built fro
 ``LECTURE_VERIFY_DATA=0``; each notebook's banner then says so.  Every notebook runs in a fresh kernel from its
 own folder; the run time of each is printed, and a failing notebook is reported and left unchanged.  The
 notebooks compute on one CPU thread each (their layers are small), so ``--jobs 2`` (the default on a machine with
-two or more cores) runs two of them at a time, longest first.
+two or more cores) runs two of them at a time, each from its own process, longest first; cells of 10 s or more are
+listed after each notebook's time.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -60,21 +63,67 @@ def refusal(data_dir: Path | None, notebooks: list[Path], env: dict) -> str | No
     return None
 
 
-def execute(nb_path: Path, out_path: Path, timeout: int) -> float:
-    """Run ``nb_path`` in a fresh kernel (cwd = its folder) and write it with its outputs to ``out_path``."""
+def cell_seconds(cell) -> float | None:
+    """Seconds a cell executed (from nbclient's timing metadata), or None."""
+    when = cell.metadata.get("execution", {})
+    try:
+        start, end = when["iopub.execute_input"], when["shell.execute_reply"]
+    except KeyError:
+        return None
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def execute(nb_path: Path, out_path: Path, timeout: int) -> tuple[float, list[tuple[int, float]]]:
+    """Run ``nb_path`` in a fresh kernel (cwd = its folder) and write it with its outputs to ``out_path``;
+    return its seconds and (cell number, seconds) of the cells that took 10 s or more."""
     nb = nbformat.read(nb_path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
                             resources={"metadata": {"path": str(nb_path.parent)}})  # fmt: skip
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
+    slow = [(i, t) for i, c in enumerate(nb.cells) if (t := cell_seconds(c)) is not None and t >= 10]
     for cell in nb.cells:  # no per-cell timestamps or kernel noise in the committed file
         cell.metadata.pop("execution", None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     nbformat.write(nb, tmp)
     os.replace(tmp, out_path)
-    return seconds
+    return seconds, slow
+
+
+#: Seconds each notebook takes alone in full mode on 2 CPU cores (measured); used only to order the runs.
+EXPECTED_SECONDS = {"01": 10, "02": 10, "03": 12, "04": 17, "05": 33, "06": 47, "07": 170, "08": 180, "09": 125, "10": 130}
+
+
+def schedule(notebooks: list[Path]) -> list[Path]:
+    """The order in which two workers take the notebooks: the longest first, next to the short ones (two training
+    notebooks side by side share the cores' vector units: on the 2-core machine each then ran up to 2x slower),
+    then the rest longest first."""
+    if not notebooks:
+        return []
+    cost = {p: EXPECTED_SECONDS.get(p.name[:2], 60) for p in notebooks}
+    first, *rest = sorted(notebooks, key=lambda p: -cost[p])
+    return [first] + sorted((p for p in rest if cost[p] < 60), key=cost.get) + [p for p in rest if cost[p] >= 60]
+
+
+def run_one(nb_path: Path, out_path: Path, timeout: int) -> tuple[Path, float | None, str]:
+    """(notebook, seconds or None, its slowest cells or why it failed). A kernel that hangs or dies (not the
+    notebook's fault) gets one more try; a failing cell does not."""
+    for attempt in (1, 2):
+        try:
+            seconds, slow = execute(nb_path, out_path, timeout)
+            return nb_path, seconds, ", ".join(f"cell {i} {t:.0f} s" for i, t in slow)
+        except CellExecutionError as err:
+            plain = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # the traceback's colours
+            lines = [ln for ln in plain.strip().splitlines() if ln.strip()]
+            return nb_path, None, lines[-1] if lines else type(err).__name__
+        except (CellTimeoutError, DeadKernelError) as err:
+            if attempt == 2:
+                return nb_path, None, f"{type(err).__name__} twice: {str(err).strip().splitlines()[0][:200]}"
+            print(f"  retrying {nb_path.name}: {type(err).__name__}", flush=True)
+    raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,30 +146,17 @@ def main(argv: list[str] | None = None) -> int:
     if data_dir is not None:
         env["LECTURE_DATA_DIR"] = str(data_dir)
     os.environ.update(env)  # every kernel inherits this process's environment
-    # the training notebooks (07-10) first: they take longest, and the short ones fill the gaps
-    order = sorted(notebooks, key=lambda p: -p.name.startswith(("07", "08", "09", "10")))
-
-    def one(nb_path: Path) -> tuple[Path, float | None, str]:
-        out_path = (args.out / nb_path.name) if args.out else nb_path
-        for attempt in (1, 2):  # a kernel that hangs or dies (not the notebook's fault) gets one more try
-            try:
-                return nb_path, execute(nb_path, out_path, args.timeout), ""
-            except CellExecutionError as err:
-                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-                return nb_path, None, lines[-1] if lines else type(err).__name__
-            except (CellTimeoutError, DeadKernelError) as err:
-                if attempt == 2:
-                    return nb_path, None, f"{type(err).__name__} twice: {str(err).strip().splitlines()[0][:200]}"
-                print(f"  retrying {nb_path.name}: {type(err).__name__}", flush=True)
-        raise AssertionError("unreachable")
+    order = schedule(notebooks)
 
     start = time.perf_counter()
     print(f"{'seconds':>8}  notebook   ({args.jobs} at a time)", flush=True)
     results = {}
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for nb_path, seconds, why in pool.map(one, order):
+    outs = [(args.out / p.name) if args.out else p for p in order]
+    # one process per notebook run: two nbclients in threads of one process slowed a kernel up to 1.5x
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for nb_path, seconds, why in pool.map(run_one, order, outs, [args.timeout] * len(order)):
             results[nb_path] = (seconds, why)
-            print(f"{seconds:8.1f}  {nb_path.name}" if seconds is not None
+            print(f"{seconds:8.1f}  {nb_path.name}  {why}" if seconds is not None
                   else f"  FAILED  {nb_path.name}: {why} (left unchanged)", flush=True)  # fmt: skip
     failed = sum(1 for s_, _ in results.values() if s_ is None)
     total = sum(s_ for s_, _ in results.values() if s_ is not None)
