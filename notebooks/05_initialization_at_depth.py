@@ -383,7 +383,7 @@ check(rescued(fix_init(models.plain_net("mlp", 31, 64, "N(0,1)", activation="tan
       hint="Xavier gives the first layer (fan-in 3072) Var ~ 2; tanh is linear near 0: an orthogonal matrix "
            "with gain 1 keeps every layer at Var ~ 1")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def fix_init(net):
     # orthogonal rows keep |z| = |x| in the first layer too (Var ~ 1), and gain 1 is tanh's linear regime:
     # the edge of chaos of notebook 9.  (Xavier: 13% saturated in layer 1; He: 14%.)

@@ -229,7 +229,7 @@ merged = merge(triple(red[:1000 * 1024]), triple(red[1000 * 1024:]))
 check(merged, triple(red), "Chan's merge", rtol=1e-9,
       hint="delta = m_b - m_a; m = m_a + delta n_b / n; M2 = M2_a + M2_b + delta^2 n_a n_b / n")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def merge(a, b):
     n_a, m_a, M2_a = a
     n_b, m_b, M2_b = b

@@ -519,7 +519,7 @@ with torch.no_grad():
 check(answer, expected, "BatchNorm1d in eval() mode", rtol=1e-4, atol=1e-5,
       hint="use bn.running_mean and bn.running_var (not the batch's), and bn.eps")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def bn_eval_forward(z, bn):
     return (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
 

@@ -222,7 +222,7 @@ check(ratio_prediction if ratio_prediction is ... else math.log2(ratio_predictio
       "log2 of the He / Xavier gradient ratio at layer 1", rtol=0, atol=2,
       hint="Xavier with ReLU multiplies Var[delta] by n * (1/n) * 1/2 per layer going down; He by 1")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 ratio_prediction = 2.0**28  # x1/2 per layer, from hidden layer 29 down to hidden layer 1: 28 factors
 print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g}")
 check(math.log2(ratio_prediction), math.log2(measured_ratio), "log2 of the He / Xavier gradient ratio at layer 1",

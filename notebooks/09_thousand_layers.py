@@ -320,7 +320,7 @@ check(slope_300, theory.tailored_slope(300, 64, 0.5), "tailored slope for L = 30
       hint="rho = sqrt(c n / (3 L)), then a = sqrt((1 - rho) / (1 + rho))")
 check(he_spread_300, theory.log_norm_spread(300, 64), "Var[log |h_L|^2] for He, L = 300, n = 64", rtol=1e-3)
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 rho = math.sqrt(0.5 * 64 / (3 * 300))
 slope_300 = math.sqrt((1 - rho) / (1 + rho))  # 0.83: shallower than 1000 layers, so a stronger nonlinearity
 he_spread_300 = 5 * 300 / 64  # 23: the typical He network sits e^(-23/2), five decades, below the average

@@ -234,7 +234,7 @@ check(scaled_branch_forward(h0, block.branch, 0.0), h0, "a block with alpha = 0 
 check(var_after_100, (1 + 0.1**2) ** 100, "Var[h_100] with alpha = 0.1", rtol=0.01,
       hint="each block: Var[h + a f(h)] = Var[h] + a^2 Var[f(h)] = (1 + a^2) Var[h]")
 
-# %% tags=["solution"] jupyter={"source_hidden": true}
+# %% jupyter={"source_hidden": true} tags=["solution"]
 def scaled_branch_forward(h, branch, alpha):
     return h + alpha * branch(h)
 
