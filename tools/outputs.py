@@ -99,8 +99,8 @@ EXPECTED_SECONDS = {"01": 10, "02": 10, "03": 12, "04": 17, "05": 33, "06": 47, 
 
 def schedule(notebooks: list[Path]) -> list[Path]:
     """The order in which two workers take the notebooks: the longest first, next to the short ones (two training
-    notebooks side by side share the cores' vector units: on the 2-core machine each then ran up to 2x slower),
-    then the rest longest first."""
+    notebooks side by side slowed each other down, each up to 2x on the 2-core machine, although each computes on
+    one thread), then the rest longest first."""
     if not notebooks:
         return []
     cost = {p: EXPECTED_SECONDS.get(p.name[:2], 60) for p in notebooks}
@@ -121,7 +121,7 @@ def run_one(nb_path: Path, out_path: Path, timeout: int) -> tuple[Path, float | 
             return nb_path, None, lines[-1] if lines else type(err).__name__
         except (CellTimeoutError, DeadKernelError) as err:
             if attempt == 2:
-                return nb_path, None, f"{type(err).__name__} twice: {str(err).strip().splitlines()[0][:200]}"
+                return nb_path, None, f"{type(err).__name__} twice: {(str(err).strip().splitlines() or [''])[0][:200]}"
             print(f"  retrying {nb_path.name}: {type(err).__name__}", flush=True)
     raise AssertionError("unreachable")
 
