@@ -261,3 +261,39 @@ def test_bad_arguments(call, match):
 
 def test_residual_theory_is_float64():
     assert models.residual_theory("he", 2).dtype == np.float64
+
+
+# ---- the fused 1000-layer net (notebook 9) -----------------------------------------------------------------
+@pytest.mark.parametrize("slope", [0.0, 0.3, 0.9])
+def test_deep_leaky_mlp_computes_what_its_sequential_twin_computes(slope):
+    torch.manual_seed(1)
+    net = models.deep_leaky_mlp(12, 8, slope, init="orthogonal", seed=3, in_features=20, num_classes=5)
+    twin = net.to_sequential()
+    x, y = torch.randn(16, 20, dtype=torch.float64), torch.randint(0, 5, (16,))
+    net, twin = net.double(), twin.double()
+    out, out_twin = net(x), twin(x)
+    torch.testing.assert_close(out, out_twin, rtol=1e-12, atol=1e-12)
+    nn.functional.cross_entropy(out, y).backward()  # the fused backward pass
+    nn.functional.cross_entropy(out_twin, y).backward()
+    twin_grads = [layer.weight.grad for _, layer in weighted_layers(twin)]
+    fused_grads = [net.fc1.weight.grad, *net.hidden.grad.unbind(0), net.head.weight.grad]
+    assert len(fused_grads) == len(twin_grads) == 12
+    for g, g_twin in zip(fused_grads, twin_grads, strict=True):
+        torch.testing.assert_close(g, g_twin, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # the unfused loop of the no-grad path gives the same outputs
+        torch.testing.assert_close(net(x), out_twin, rtol=1e-12, atol=1e-12)
+
+
+def test_deep_leaky_mlp_orthogonal_hidden_layers_have_the_leaky_gain():
+    a = 0.5
+    net = models.deep_leaky_mlp(6, 16, a, init="orthogonal", seed=0)
+    w = net.hidden[0]
+    gain = math.sqrt(2 / (1 + a**2))
+    torch.testing.assert_close(w @ w.T, gain**2 * torch.eye(16), rtol=0, atol=1e-5)
+    s = torch.linalg.svdvals(net.head.weight)  # first and last layer: gain 1
+    torch.testing.assert_close(s, torch.ones_like(s), rtol=0, atol=1e-5)
+    assert not isinstance(models.deep_leaky_mlp(6, 16, a, fused=False), models.DeepLeakyMLP)
+    with pytest.raises(ValueError, match="depth counts the weighted layers"):
+        models.DeepLeakyMLP(2, 16, a)
+    with pytest.raises(ValueError, match="init must be"):
+        models.deep_leaky_mlp(6, 16, a, init="lsuv")
