@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'seconds':>8}  notebook   ({args.jobs} at a time)", flush=True)
     results = {}
     outs = [(args.out / p.name) if args.out else p for p in order]
-    # one process per notebook run: two nbclients in threads of one process slowed a kernel up to 1.5x
+    # one process per notebook run: a client that hangs on its kernel holds up nothing but its own notebook
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         for nb_path, seconds, why in pool.map(run_one, order, outs, [args.timeout] * len(order)):
             results[nb_path] = (seconds, why)
