@@ -260,3 +260,13 @@ def test_the_user_namespace_mode_a_normal_user_gets():
     assert why == "timeout"
     assert {"proc", "tmp", "usr"} <= set(seen["seen"]) and "assignments" not in seen["seen"]
     assert seen["uid"] == os.geteuid()  # bwrap maps the caller's own id (no --uid)
+
+
+def test_pythons_folders_are_bound_after_the_private_tmp():
+    """An installation under /tmp (a clone there, as CI may make) must be bound over the sandbox's empty /tmp,
+    not hidden by it (it was: 'bwrap: execvp /tmp/.../.venv/bin/python: No such file or directory')."""
+    cmd, _ = sandbox.Session(limits(), FORBIDDEN)._command(3)
+    tmpfs = max(i for i, a in enumerate(cmd) if a == "/tmp" and cmd[i - 1] == "--tmpfs")
+    python = {str(p) for p in sandbox.python_paths(FORBIDDEN)}
+    binds = [i for i, a in enumerate(cmd[:-1]) if a == "--ro-bind" and cmd[i + 1] in python]
+    assert binds and min(binds) > tmpfs

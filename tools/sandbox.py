@@ -215,8 +215,16 @@ class Session:
         unshare = (["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
                    if root else ["--unshare-all"])
         cmd = ["bwrap", *unshare, "--die-with-parent", "--new-session", "--hostname", "sandbox", *_os_binds()]
+        # The private /proc, /dev and /tmp first, then Python's folders: an installation under /tmp (a clone there)
+        # is bound on top of the empty /tmp instead of being hidden by it.
+        cmd += ["--proc", "/proc", "--dev", "/dev"]
+        if _bwrap_supports("--size"):
+            cmd += ["--perms", "1777", "--size", str(lim.tmp_size), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+                    "--perms", "1777", "--size", str(lim.tmp_size), "--tmpfs", "/tmp"]
+        else:
+            cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
         binds = python_paths(self.forbidden)
-        made = {Path("/"), Path("/usr")}
+        made = {Path("/"), Path("/usr"), Path("/tmp"), Path("/dev"), Path("/proc")}
         for p in binds:  # bwrap would create their parents readable by root only
             for parent in reversed(p.parents):
                 if parent not in made:
@@ -224,12 +232,6 @@ class Session:
                     cmd += ["--perms", "0755", "--dir", str(parent)]
         for p in binds:
             cmd += ["--ro-bind", str(p), str(p)]
-        cmd += ["--proc", "/proc", "--dev", "/dev"]
-        if _bwrap_supports("--size"):
-            cmd += ["--perms", "1777", "--size", str(lim.tmp_size), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
-                    "--perms", "1777", "--size", str(lim.tmp_size), "--tmpfs", "/tmp"]
-        else:
-            cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
         cmd += ["--chdir", "/tmp", "--clearenv"]
         for k, v in _env(lim).items():
             cmd += ["--setenv", k, v]
