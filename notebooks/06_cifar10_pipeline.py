@@ -55,7 +55,7 @@ from lecture_utils.exercises import check
 config.show_banner(data.source_line())
 gen = config.seed_everything(0)
 DEVICE = config.device()
-n_threads = config.small_layer_threads()  # a small seed model: one CPU thread is as fast, and steady on a busy machine
+config.small_layer_threads()  # a small seed model: one CPU thread is as fast, and steady on a busy machine
 
 # %% [markdown]
 # ## The PyTorch way
