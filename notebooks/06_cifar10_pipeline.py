@@ -44,6 +44,8 @@ if "google.colab" in sys.modules:
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -210,8 +212,9 @@ plt.show()
 #
 # The heart of `data.channel_stats` is the merge of two partial results. Write `merge(a, b)` that combines
 # $(n_a, m_a, M_{2,a})$ and $(n_b, m_b, M_{2,b})$ (count, mean, sum of squared deviations) into the triple for
-# the union, with Chan's update from the formula above. The cell checks it on the red channel of two halves
-# of 2,000 training images against the statistics of all of them.
+# the union, with Chan's update from the formula above. The check calls it on pairs of partial results with
+# different counts and means; the solution then merges the red channel of two halves of 2,000 training images and
+# compares with the statistics of all of them.
 
 # %%
 def merge(a, b):
@@ -220,14 +223,7 @@ def merge(a, b):
     return ...  # TODO: (n, m, M2) of the union
 
 
-def triple(values):
-    return len(values), float(values.mean()), float(((values - values.mean()) ** 2).sum())
-
-
-red = torch.from_numpy(full_train.data[:2000, :, :, 0]).double().flatten() / 255  # (H, W, C) images: channel 0
-merged = merge(triple(red[:1000 * 1024]), triple(red[1000 * 1024:]))
-check(merged, triple(red), "Chan's merge", rtol=1e-9,
-      hint="delta = m_b - m_a; m = m_a + delta n_b / n; M2 = M2_a + M2_b + delta^2 n_a n_b / n")
+check("06-chan-merge", merge)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def merge(a, b):
@@ -238,6 +234,14 @@ def merge(a, b):
     return n, m_a + delta * n_b / n, M2_a + M2_b + delta**2 * n_a * n_b / n
 
 
+check("06-chan-merge", merge)
+
+
+def triple(values):
+    return len(values), float(values.mean()), float(((values - values.mean()) ** 2).sum())
+
+
+red = torch.from_numpy(full_train.data[:2000, :, :, 0]).double().flatten() / 255  # (H, W, C) images: channel 0
 merged = merge(triple(red[:1000 * 1024]), triple(red[1000 * 1024:]))
-check(merged, triple(red), "Chan's merge", rtol=1e-9)
+assert all(math.isclose(x, y, rel_tol=1e-9) for x, y in zip(merged, triple(red), strict=True))
 print(f"red channel over 2,000 images: mean {merged[1]:.4f}, std {(merged[2] / merged[0]) ** 0.5:.4f}")
