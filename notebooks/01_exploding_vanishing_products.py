@@ -204,6 +204,9 @@ for (activation, sigma), run in runs32.items():
     assert abs(measured - predicted) <= 3
 
 # %% [markdown]
+# *Answer.* The linear stack ($g = 5$) overflows first, near layer 56 ($\log(3.4\cdot10^{38}) / \log 5 \approx 55$);
+# the ReLU stack ($g \approx 3.5$) about 15 layers later (the first two rows: predicted and measured layer).
+#
 # The prediction is within a couple of layers. It is not exact because (i) it follows the *root-mean-square*
 # entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger: it overflows
 # $\log 2.5 / \log g$ layers earlier, and reaches 0 that much later), (ii) the log-norm of a random product
@@ -283,7 +286,8 @@ print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].t
 #    half the smallest subnormal, $0.7\cdot10^{-45}$).
 #
 # Replace the `...` with code (plain arithmetic with `math.log`; the helper functions of `lecture_utils.numerics`
-# would give it away) and run the cell: it checks both numbers.
+# would give it away) and run the cell: it checks both numbers (`check` knows the answers and the usual mistakes,
+# and tells you which one you made).
 
 # %%
 import math
@@ -293,17 +297,15 @@ from lecture_utils.exercises import check
 g_exercise = ...  # TODO: the growth factor per layer
 k_exercise = ...  # TODO: the first layer where float32 rounds everything to exactly 0
 
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3,
-      hint="g = sqrt(D sigma^2 / 2) for ReLU")
-check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05, "relu"), "zero"), "first all-zero layer",
-      rtol=0, atol=0, hint="first k with g^k < smallest subnormal / 2, i.e. floor(log(tiny / 2) / log g) + 1")
+check("01-growth-factor", g_exercise)
+check("01-zero-layer", k_exercise)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution (run it to see the check pass; then measure it on a real stack)
 g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
 k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3)
-check(k_exercise, N.predicted_layer(1.0, g_exercise, "zero"), "first all-zero layer", rtol=0, atol=0)
+check("01-growth-factor", g_exercise)
+check("01-zero-layer", k_exercise)
 gen = torch.Generator().manual_seed(0)
 measured = N.first_layer(N.stack_trajectory(N.random_weights(200, 256, 0.05, torch.float32, gen),
                                             torch.randn(256, generator=gen), "relu", backward=False).outputs, "zero")

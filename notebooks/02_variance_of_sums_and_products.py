@@ -209,31 +209,32 @@ plt.show()
 # ## Exercise: a layer with a non-zero-mean weight
 #
 # Step 4 assumed zero-mean weights. Suppose a (badly initialized) layer draws $w_j \sim \mathcal N(\mu, \sigma_w^2)$
-# with $\mu = 0.05$, $\sigma_w = 0.3$, and its $m = 20$ inputs are $h_j = \mathrm{ReLU}(z_j)$, all independent.
-# Using steps 1 and 3 (each term $w_j h_j$ is a product of independent variables; the $m$ terms are independent),
-# write $\mathrm{Var}[\sum_j w_j h_j]$ as a number. The cell checks it against $10^6$ Monte Carlo samples.
+# with $\mu = 0.3$, $\sigma_w = 0.2$, and its $m = 20$ inputs are $h_j = \mathrm{ReLU}(z_j)$, $z_j \sim \mathcal N(0, 1)$,
+# all independent. Using steps 1 and 3 (each term $w_j h_j$ is a product of independent variables; the $m$ terms
+# are independent), write $\mathrm{Var}[\sum_j w_j h_j]$ as a formula and run the cell: the check tells you
+# whether it is right, or which term your formula gets wrong.
 
 # %%
 from lecture_utils.exercises import check
 
-mu, sw, m_ex = 0.05, 0.3, 20
-relu = mc.relu_moments(1.0)  # "mean", "second" = E[h^2], "var"
-var_exercise = ...  # TODO: Var[sum_j w_j h_j], a formula in mu, sw, m_ex and relu["mean"], relu["var"]
+mu, sw, m_ex = 0.3, 0.2, 20
+relu = mc.relu_moments(1.0)  # "mean" = E[h], "second" = E[h^2], "var" = Var h
+var_exercise = ...  # TODO: Var[sum_j w_j h_j], a formula in mu, sw, m_ex and relu["mean"], relu["second"], relu["var"]
 
-w = mu + sw * torch.randn(N, m_ex, generator=gen, dtype=torch.float64)
-h = torch.relu(torch.randn(N, m_ex, generator=gen, dtype=torch.float64))
-measured_var = (w * h).sum(dim=1).var().item()
-check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02,
-      hint="Var[wh] = Var w Var h + Var w E[h]^2 + Var h E[w]^2, then times m")
+check("02-nonzero-mean", var_exercise)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
 var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
-print(f"formula {var_exercise:.4f}, Monte Carlo {measured_var:.4f}")
-check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02)
+check("02-nonzero-mean", var_exercise)
+w = mu + sw * torch.randn(N, m_ex, generator=gen, dtype=torch.float64)
+h = torch.relu(torch.randn(N, m_ex, generator=gen, dtype=torch.float64))
+print(f"formula {var_exercise:.4f}, Monte Carlo over {N:,} samples {(w * h).sum(dim=1).var().item():.4f}; "
+      f"without the mu term {m_ex * sw**2 * relu['second']:.4f}")
 
 # %% [markdown]
-# The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$; worse, it adds a *common* shift $\mu \sum_j h_j$ to
+# The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$ (here it more than doubles the variance: the solution
+# prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to
 # every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
 # both, and every initialization in this lecture draws them.
 #

@@ -51,7 +51,7 @@ import torch
 
 from lecture_utils import config, init, theory
 from lecture_utils import montecarlo as mc
-from lecture_utils.exercises import check, check_function
+from lecture_utils.exercises import check
 
 # %matplotlib inline
 
@@ -64,20 +64,13 @@ N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 # %% [markdown]
 # ## 1. ReLU halves the second moment
 #
-# Let $z \sim \mathcal N(0, \sigma^2)$ with density $p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-z^2/2\sigma^2}$,
-# which is **symmetric**: $p(-z) = p(z)$. Since $\mathrm{ReLU}(z)^2 = z^2$ for $z > 0$ and $0$ otherwise,
-# $$\mathbb E[\mathrm{ReLU}(z)^2] = \int_0^\infty z^2 p(z)\,dz = \frac12 \int_{-\infty}^{\infty} z^2 p(z)\,dz
-#   = \frac{\sigma^2}{2}.$$
-# The mean needs one integral, $\int_0^\infty z\,p(z)\,dz = \frac{\sigma}{\sqrt{2\pi}}\big[-e^{-z^2/2\sigma^2}
-# \big]_0^\infty = \frac{\sigma}{\sqrt{2\pi}}$, so
-# $$\mathrm{Var}[\mathrm{ReLU}(z)] = \frac{\sigma^2}{2} - \frac{\sigma^2}{2\pi}
-#   = \frac{\sigma^2}{2}\Big(1 - \frac{1}{\pi}\Big) \approx 0.341\,\sigma^2.$$
-# The **second moment** (not the variance) is what the next layer sees (notebook 2, step 3), and it is
-# exactly half of the input's.
+# Let $z \sim \mathcal N(0, \sigma^2)$, the pre-activation of a unit. The ReLU keeps $z$ where it is positive and
+# sends the rest to 0. The next layer sees the ReLU's output through a sum of products (notebook 2), so what
+# matters is what ReLU does to the moments of $z$.
 #
-# > **Predict, then run.** For $\sigma = 3$: what are $\mathbb E[\mathrm{ReLU}(z)]$, $\mathbb E[\mathrm{ReLU}(z)^2]$
-# > and $\mathrm{Var}[\mathrm{ReLU}(z)]$? (Scale the $\sigma = 1$ values: by $\sigma$ or by $\sigma^2$?) To undo the halving, double the weight variance: $\mathrm{Var}[w] = 2/
-# \text{fan-in}$, i.e. the **gain** $g = \sqrt 2$ (He et al., 2015, §2.2; Prince, 2023, §7.5.1).
+# > **Predict, then run.** What fraction of $\mathbb E[z^2]$ survives the ReLU: more than half, half, or less? Is
+# > $\mathrm{Var}[\mathrm{ReLU}(z)]$ the same number as $\mathbb E[\mathrm{ReLU}(z)^2]$? And when $\sigma$ goes
+# > from 1 to 3, do the mean, the second moment and the variance of $\mathrm{ReLU}(z)$ grow by 3 or by 9?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -95,6 +88,20 @@ print(mc.check_table(checks))
 assert all(c.rel_err < 0.01 for c in checks)
 
 # %% [markdown]
+# *Answer.* Exactly **half** of the second moment survives, the variance is smaller than the second moment, and the
+# mean grows with $\sigma$ while the other two grow with $\sigma^2$ (the table: theory and Monte Carlo agree to
+# within 1%). Why: the density $p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-z^2/2\sigma^2}$ is **symmetric**,
+# $p(-z) = p(z)$, and $\mathrm{ReLU}(z)^2 = z^2$ for $z > 0$ and $0$ otherwise, so
+# $$\mathbb E[\mathrm{ReLU}(z)^2] = \int_0^\infty z^2 p(z)\,dz = \frac12 \int_{-\infty}^{\infty} z^2 p(z)\,dz
+#   = \frac{\sigma^2}{2}.$$
+# The mean needs one integral, $\int_0^\infty z\,p(z)\,dz = \frac{\sigma}{\sqrt{2\pi}}\big[-e^{-z^2/2\sigma^2}
+# \big]_0^\infty = \frac{\sigma}{\sqrt{2\pi}}$, so
+# $$\mathrm{Var}[\mathrm{ReLU}(z)] = \frac{\sigma^2}{2} - \frac{\sigma^2}{2\pi}
+#   = \frac{\sigma^2}{2}\Big(1 - \frac{1}{\pi}\Big) \approx 0.341\,\sigma^2.$$
+# The **second moment** (not the variance) is what the next layer sees (notebook 2, step 3), and it is
+# exactly half of the input's. To undo the halving, double the weight variance: $\mathrm{Var}[w] = 2/
+# \text{fan-in}$, i.e. the **gain** $g = \sqrt 2$ (He et al., 2015, §2.2; Prince, 2023, §7.5.1).
+#
 # The picture: the ReLU keeps the positive half of the bell and sends the negative half to 0, so half of
 # the probability mass (and, by symmetry, half of $\mathbb E[z^2]$) is gone.
 
@@ -129,9 +136,8 @@ plt.show()
 # $\sqrt{2/(1+a^2)}$. For tanh and sigmoid there is no closed form; we measure on $10^6$ samples and compare
 # with a deterministic quadrature (`lecture_utils.theory.mean_square`).
 #
-# > **Predict, then run.** torch recommends $5/3 \approx 1.67$ for tanh and 1 for sigmoid. tanh squashes its
-# > input, so $\mathbb E[\tanh(z)^2] < 1$: is the exact forward gain larger or smaller than 1? Is torch's 5/3 above
-# > or below it?
+# > **Predict, then run.** torch recommends $5/3 \approx 1.67$ for tanh and 1 for sigmoid. Is tanh's exact
+# > forward gain larger or smaller than 1, and is torch's 5/3 above or below it? And sigmoid's exact gain: near 1?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -153,6 +159,10 @@ for name, param in rows:
     assert abs(measured / quad - 1) < 0.01  # Monte Carlo agrees with the quadrature
 
 # %% [markdown]
+# *Answer.* tanh squashes its input, so $\mathbb E[\tanh(z)^2] < 1$ and its exact forward gain is **above** 1:
+# 1.59, a little below torch's 5/3. Sigmoid's is 1.85, far from torch's 1: its outputs sit around 1/2, and a gain
+# of 1 shrinks the second moment of the next pre-activation.
+#
 # **ReLU, leaky ReLU and linear**: torch's gain is the exact one (ratio 1.000 up to Monte Carlo noise).
 #
 # **tanh** (torch $5/3$, exact forward gain 1.59) and **sigmoid** (torch 1, exact 1.85): the recommended values
@@ -258,33 +268,38 @@ print(f"({g_mc}^2 / 2)^50 = {(g_mc**2 / 2) ** 50:.3f}")
 # ## Exercise: the gain of a leaky ReLU
 #
 # Write `leaky_gain(a)`, the forward gain of a leaky ReLU $f(z) = \max(z, az)$ with slope $a$, using
-# $\mathbb E[f(z)^2]$ for $z \sim \mathcal N(0,1)$ (split the integral at 0, as for ReLU in section 1). Then give
-# its backward factor $\chi = g^2\,\mathbb E[f'(z)^2]$ for that gain: does the leaky ReLU need a different
-# gain for the backward pass?
+# $\mathbb E[f(z)^2]$ for $z \sim \mathcal N(0,1)$ (split the integral at 0, as for ReLU in section 1). Then write
+# `leaky_chi(a, g)`, the backward factor $\chi = g^2\,\mathbb E[f'(z)^2]$ of a layer with gain $g$ (any $g$, not only
+# the forward gain), and evaluate it at $g$ = `leaky_gain(a)`: does the leaky ReLU need a different gain for the
+# backward pass?
 
 # %%
 def leaky_gain(a):
     return ...  # TODO: the gain g with g^2 E[f(z)^2] = 1
 
 
-chi_leaky = ...  # TODO: g^2 E[f'(z)^2] for g = leaky_gain(a), any a
+def leaky_chi(a, g):
+    return ...  # TODO: g^2 E[f'(z)^2]
 
-check_function(leaky_gain, [((0.0,), math.sqrt(2)), ((0.2,), init.gain("leaky_relu", 0.2)), ((1.0,), 1.0)],
-               "leaky ReLU gain", rtol=1e-6, hint="E[f(z)^2] = (1 + a^2) / 2")
-check(chi_leaky, 1.0, "backward factor of the leaky ReLU at its gain", rtol=1e-6,
-      hint="E[f'(z)^2] = (1 + a^2) / 2 as well")
+
+check("03-leaky-gain", leaky_gain)
+check("03-leaky-chi", leaky_chi)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution: E[f(z)^2] = 1/2 + a^2/2 (half the mass has slope 1, half slope a), and f'(z)^2 averages to the same,
-# so chi = g^2 (1 + a^2) / 2 = 1: for (leaky) ReLU one gain keeps both passes, unlike tanh and sigmoid.
+# so chi = g^2 (1 + a^2) / 2, which is 1 at the forward gain: for (leaky) ReLU one gain keeps both passes,
+# unlike tanh and sigmoid.
 def leaky_gain(a):
     return math.sqrt(2 / (1 + a**2))
 
 
-chi_leaky = leaky_gain(0.2) ** 2 * (1 + 0.2**2) / 2
-check_function(leaky_gain, [((0.0,), math.sqrt(2)), ((0.2,), init.gain("leaky_relu", 0.2)), ((1.0,), 1.0)],
-               "leaky ReLU gain", rtol=1e-6)
-check(chi_leaky, 1.0, "backward factor of the leaky ReLU at its gain", rtol=1e-6)
+def leaky_chi(a, g):
+    return g**2 * (1 + a**2) / 2
+
+
+check("03-leaky-gain", leaky_gain)
+check("03-leaky-chi", leaky_chi)
+print("chi at the forward gain:", {a: round(leaky_chi(a, leaky_gain(a)), 12) for a in (0.0, 0.01, 0.2, 0.5)})
 
 # %% [markdown]
 # ## What to remember

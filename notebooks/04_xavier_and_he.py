@@ -61,7 +61,7 @@ from torch import nn
 
 from lecture_utils import config, figures, theory
 from lecture_utils import init as li
-from lecture_utils.exercises import check_function
+from lecture_utils.exercises import check
 
 # %matplotlib inline
 
@@ -72,13 +72,8 @@ n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as 
 # %% [markdown]
 # ## 0. Why random? Symmetry
 #
-# Why not start every weight at 0, or at one well-chosen constant? Take a 2-layer MLP whose first layer has
-# 16 hidden units, all with the same incoming weights. Every hidden unit computes the same function of the
-# input, receives the same gradient (the chain rule treats them alike), takes the same step, and stays the
-# same: the 16 units are one unit, copied. All-zero weights are worse: with ReLU the hidden units output 0,
-# so the first layer's gradient $\delta\,x^\top$ is zero and nothing below the last layer ever moves.
-# Random weights break the symmetry; the rest of this notebook is about *how large* they should be
-# (Goodfellow, Bengio & Courville, *Deep Learning*, §8.4; d2l §5.4).
+# Why not start every weight at 0, or at one well-chosen constant? Take a 2-layer MLP (20 inputs, 16 hidden ReLU
+# units, 3 classes) whose weights all start at the same value, and train it with SGD.
 #
 # > **Predict, then run.** After 100 steps of SGD from constant weights 0.1, how many *different* rows (hidden
 # > units) does the first layer have? And from all-zero weights, how far has the first layer moved?
@@ -110,8 +105,13 @@ for value in (0.1, 0.0):
 assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
 
 # %% [markdown]
-# *Answer.* One: the 16 units moved (by a lot) but in lockstep. From zeros the first layer does not move at
-# all. With random weights every unit starts different and stays different.
+# *Answer.* One: the 16 units moved (by 0.116 in all, against a norm of $0.1\sqrt{320} \approx 1.79$ at the start)
+# but in lockstep. Every hidden unit computes the same function of the input, receives the same gradient (the
+# chain rule treats them alike), takes the same step, and stays the same: the 16 units are one unit, copied.
+# From zeros the first layer does not move at all: the hidden units output 0 and their ReLU derivative there is
+# 0, so the gradient reaching the first layer is zero and nothing below the last layer ever moves.
+# Random weights break the symmetry: every unit starts different and stays different. The rest of this notebook
+# is about *how large* they should be (Goodfellow, Bengio & Courville, *Deep Learning*, §8.4; d2l §5.4).
 #
 # ## 1. The derivation
 #
@@ -319,6 +319,12 @@ for s2 in SIGMA2:
     print(f"{s2:>7g} {theory.relu_growth(100, s2):>11.3g}  {status}")
 
 # %% [markdown]
+# *Answer.* Three of the five survive ($\sigma^2$ = 0.01, 0.02, 0.1). $\sigma^2 = 1$ overflows at layer 45, not at
+# layer 23: 50 is the factor of the *mean square*, while an entry grows by $\sqrt{50} \approx 7.1$ per layer, and
+# $7.1^{45} \approx 10^{38}$. $\sigma^2 = 0.001$: the gradient is exactly 0 at layers 1 to 33, so nothing reaches
+# layer 1 (it also starts small: this loss's gradient is proportional to the output, which has shrunk by $0.05$ per
+# layer in the forward pass).
+#
 # Two of the five runs break in `float32`. To draw every curve we compute in `float64` (max $1.8\cdot10^{308}$).
 # And since one network is one random draw (section 4 shows how much they differ), each curve is the
 # **median over 8 networks**: the typical network, not a lucky or unlucky one.
@@ -361,9 +367,7 @@ for s2, slope in slopes.items():
 # The theory is an **expectation over random networks**. One network of width $D$ multiplies the mean square
 # at every layer by a random factor $\approx D\sigma^2/2\cdot(1 \pm O(1/\sqrt D))$, so $\log \mathbb E[h_L^2]$
 # performs a random walk whose variance after $L$ layers is about $5L/D$ (Hanin & Rolnick 2018;
-# `theory.log_norm_spread`): here $5\cdot50/100 = 2.5$, a standard deviation of $e^{\pm 1.6}$. And since
-# $\mathbb E[\log r] < \log \mathbb E[r]$ (Jensen), the *typical* network sits *below* the theory line, by about
-# half that variance in log.
+# `theory.log_norm_spread`): here $5\cdot50/100 = 2.5$, a standard deviation of $e^{\pm 1.6}$.
 #
 # > **Predict, then run.** For 40 He networks of width 100, is the median $E[h_{50}^2]$ above 1, below 1, or
 # > at 1? And the plain average over the 40 networks?
@@ -389,8 +393,9 @@ print(f"layer 50 over {n_nets} networks: mean {ms[:, -1].mean():.2f}, median {np
 assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 
 # %% [markdown]
-# *Answer.* The median network ends **below** 1, as Jensen's inequality says; the spread of $\log$ matches
-# $\sqrt{5L/D}$. The plain mean over 40 networks is dominated by a few lucky ones (the distribution is
+# *Answer.* The median network ends **below** 1 (0.26 in the printed line): since $\mathbb E[\log r] < \log
+# \mathbb E[r]$ (Jensen), the *typical* network sits below the theory line, by about half the variance of the log
+# (theory $-1.25$, measured $-1.22$); the spread of $\log$ matches $\sqrt{5L/D}$. The plain mean over 40 networks is dominated by a few lucky ones (the distribution is
 # log-normal, with a long upper tail), so it is a noisy estimate of the theory's value 1: it lands above or
 # below 1 depending on which networks were drawn. The theory is exact *on average over infinitely many
 # networks*; a single deep and narrow network drifts, and notebook 9 shows what that costs at 1000 layers.
@@ -402,17 +407,15 @@ assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 
 # %%
 def he_std(fan_in):
-    return ...  # TODO: the standard deviation of N(0, 2 / fan_in)
+    return ...  # TODO: the std He initialization gives a ReLU layer with fan_in inputs
 
 
 def xavier_uniform_bound(fan_in, fan_out):
-    return ...  # TODO: a such that U[-a, a] has variance 2 / (fan_in + fan_out)
+    return ...  # TODO: the bound a of Glorot's U[-a, a]
 
 
-check_function(he_std, [((100,), li.he_std(100)), ((3 * 3 * 64,), li.he_std(576))], "He's std", rtol=1e-6,
-               hint="a variance of 2/fan_in is a standard deviation of sqrt(2/fan_in)")
-check_function(xavier_uniform_bound, [((256, 256), li.xavier_bound(256, 256)), ((784, 10), li.xavier_bound(784, 10))],
-               "Glorot's uniform bound", rtol=1e-6, hint="U[-a, a] has variance a^2 / 3")
+check("04-he-std", he_std)
+check("04-xavier-bound", xavier_uniform_bound)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def he_std(fan_in):
@@ -423,9 +426,8 @@ def xavier_uniform_bound(fan_in, fan_out):
     return math.sqrt(3.0) * math.sqrt(2.0 / (fan_in + fan_out))  # = sqrt(6 / (fan_in + fan_out))
 
 
-check_function(he_std, [((100,), li.he_std(100)), ((3 * 3 * 64,), li.he_std(576))], "He's std", rtol=1e-6)
-check_function(xavier_uniform_bound, [((256, 256), li.xavier_bound(256, 256)), ((784, 10), li.xavier_bound(784, 10))],
-               "Glorot's uniform bound", rtol=1e-6)
+check("04-he-std", he_std)
+check("04-xavier-bound", xavier_uniform_bound)
 
 # %% [markdown]
 # ## Summary

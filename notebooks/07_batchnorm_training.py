@@ -503,30 +503,28 @@ assert test_acc >= 0.3, f"the BatchNorm run should reach 3x chance accuracy, got
 #
 # Section 1 wrote the training-mode forward pass. Write the **evaluation-mode** forward pass of a
 # `BatchNorm1d` layer: normalize with the layer's running statistics (`bn.running_mean`, `bn.running_var`), then
-# scale and shift with `bn.weight` ($\gamma$) and `bn.bias` ($\beta$). The cell checks it against `bn.eval()` on the
-# trained model's BatchNorm layer.
+# scale and shift with `bn.weight` ($\gamma$) and `bn.bias` ($\beta$). The check compares it with `bn.eval()` on
+# BatchNorm layers whose running variances are small (there `eps` matters); the solution then runs it on the trained
+# model's layer.
 
 # %%
 def bn_eval_forward(z, bn):
-    return ...  # TODO: (z - running mean) / sqrt(running var + eps) * gamma + beta
+    return ...  # TODO: what bn.eval() outputs for the batch z
 
 
-layer = bn_model.bn1
-z_in = bn_model.fc1(bn_model.flatten(x_val[:256])).detach()
-with torch.no_grad():
-    expected = layer.eval()(z_in)
-    answer = bn_eval_forward(z_in, layer)
-check(answer, expected, "BatchNorm1d in eval() mode", rtol=1e-4, atol=1e-5,
-      hint="use bn.running_mean and bn.running_var (not the batch's), and bn.eps")
+check("07-bn-eval", bn_eval_forward)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def bn_eval_forward(z, bn):
     return (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
 
 
+check("07-bn-eval", bn_eval_forward)
+layer = bn_model.bn1
+z_in = bn_model.fc1(bn_model.flatten(x_val[:256])).detach()
 with torch.no_grad():
-    answer = bn_eval_forward(z_in, layer)
-check(answer, expected, "BatchNorm1d in eval() mode", rtol=1e-4, atol=1e-5)
+    gap = (bn_eval_forward(z_in, layer) - layer.eval()(z_in)).abs().max().item()
+print(f"trained model's bn1: largest difference from bn.eval() {gap:.1e}")
 
 # %% [markdown]
 # ## Summary

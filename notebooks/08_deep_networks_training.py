@@ -102,9 +102,8 @@ def tail_loss(r, k=50):
 # stalls", He converges. Our stand-in is a 30-layer MLP of width 64 on CIFAR-10, with PyTorch's default
 # ($\operatorname{Var}[w] = 1/(3n)$, a factor $\tfrac16$ per layer) added, and 100 layers besides.
 #
-# > **Predict, then run.** The first layer's weight gradient at step 0 is $\delta_1 h_0^\top$. With Xavier at 30
-# > layers, roughly how many orders of magnitude smaller than He's should its variance be? (Both the signal coming
-# > up and the gradient coming down shrink by $\tfrac12$ in variance per layer.)
+# > **Predict, then run.** Which of the three 30-layer networks leaves the plateau at $\ln 10$ within 1000 steps?
+# > And at 100 layers, does He still learn?
 
 # %%
 FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comparison needs this budget
@@ -126,7 +125,7 @@ figures.plot_curves(fig3, "val_acc", ax=axes[1], styles=styles, chance=0.1, titl
 plt.show()
 for name, r in fig3.items():
     print(f"{name:>18}: Var[dL/dW_1] at step 0 {r.grad0[0]:8.2g}; loss over the last 50 steps {tail_loss(r):.3f}; "
-          f"val acc {r.final_val_acc:.3f}")
+          f"val acc {r.final_val_acc:.3f} (best {max(r.column('val_acc')):.3f})")
 
 # %%
 for init_name in ("xavier", "default"):  # at 30 layers: He moves off the plateau, Xavier and the default do not
@@ -135,12 +134,15 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
     assert fig3["30 layers, he"].grad0[0] > 1e6 * fig3["30 layers, " + init_name].grad0[0]
 
 # %% [markdown]
-# *Answer.* About eight orders of magnitude, $2^{-28} \approx 4\cdot10^{-9}$ (the printed step-0 variances; the
-# exercise at the end derives it). The first layer
-# gets almost nothing, and at 30 layers Xavier and the default sit on the plateau at $\ln 10$ for the whole budget
-# while He learns, as in the paper. At 100 layers He's gradient still arrives, but within this budget its loss
-# barely moves: preserving the *variance* is necessary, not sufficient. Notebook 5 showed why: one network of
-# width 64 drifts from the average with depth, and notebook 9 shows what it takes to train 100 and 1000 plain layers.
+# *Answer.* At 30 layers only He: its training loss over the last 50 steps is 1.907 and its validation accuracy
+# 23.5%, while Xavier and the default sit on the plateau at $\ln 10 = 2.303$ (validation accuracy 9.6%, chance) for
+# the whole budget, as in the paper. The printed step-0 variances say why: the first layer's gradient under Xavier
+# is about $5\cdot10^8$ times smaller than under He, under the default about $10^{23}$ times (the exercise at the
+# end asks you to predict Xavier's factor from the theory). At 100 layers He's gradient still arrives ($2.6\cdot
+# 10^{-5}$ at step 0), yet within this budget it does not learn either: its loss over the last 50 steps is back at
+# 2.303 and its validation accuracy ends at 8.7%, after a brief rise (the best value printed). Preserving the *variance* is necessary, not sufficient. Notebook 5 showed why: one
+# network of width 64 drifts from the average with depth, and notebook 9 shows what it takes to train 100 and 1000
+# plain layers.
 #
 # ## 2. The ladder: 2 to 1000 layers, five initializations
 #
@@ -186,6 +188,9 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
            for c in ("default", "xavier", "he"))  # fmt: skip
 
 # %% [markdown]
+# *Answer.* Hardly in the 2-layer MLP: every initialization ends within a few points of the others (the printed
+# lines). In the 4-layer CNN it already does: PyTorch's default is lowest and He + BatchNorm highest.
+#
 # What the ladder says on CIFAR-10 (the numbers are in the cells of the maps):
 #
 # * **Shallow networks barely care.** At 2 layers every initialization trains to about the same accuracy (close to
@@ -212,21 +217,19 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 # \operatorname{Var}[\partial L/\partial W_1]_\text{Xavier}$. The network has 29 hidden ReLU layers of width 64 and a
 # head; $\partial L/\partial W_1 = \delta_1 x^\top$, and the input $x$ is the same for both, so only the gradient
 # $\delta_1$ that arrives back at layer 1 differs. By what factor does Xavier shrink its variance per layer going
-# down, and over how many layers? The check accepts a prediction within a factor of 4 of the measurement.
+# down, and over how many layers? The check compares your number with the theory's (counting the layers is the
+# exercise); the solution then compares the theory with the measurement.
 
 # %%
 ratio_prediction = ...  # TODO: a number, from the theory (no measurements)
 
-measured_ratio = fig3["30 layers, he"].grad0[0] / fig3["30 layers, xavier"].grad0[0]
-check(ratio_prediction if ratio_prediction is ... else math.log2(ratio_prediction), math.log2(measured_ratio),
-      "log2 of the He / Xavier gradient ratio at layer 1", rtol=0, atol=2,
-      hint="Xavier with ReLU multiplies Var[delta] by n * (1/n) * 1/2 per layer going down; He by 1")
+check("08-gradient-gap", ratio_prediction)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 ratio_prediction = 2.0**28  # x1/2 per layer, from hidden layer 29 down to hidden layer 1: 28 factors
-print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g}")
-check(math.log2(ratio_prediction), math.log2(measured_ratio), "log2 of the He / Xavier gradient ratio at layer 1",
-      rtol=0, atol=2)
+check("08-gradient-gap", ratio_prediction)
+measured_ratio = fig3["30 layers, he"].grad0[0] / fig3["30 layers, xavier"].grad0[0]
+print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g} (2^{math.log2(measured_ratio):.1f})")
 
 # %% [markdown]
 # A remark on the *other* layers: in a network of equal widths, $\operatorname{Var}[\partial L/\partial W_k]$ is

@@ -82,10 +82,7 @@ print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tup
 # norm of the signal by a random factor at every layer, and the logarithms of those factors add up: their sum has a
 # variance of about $5L/n$ for Gaussian weights and ReLU (Hanin 2018; `theory.log_norm_spread`), 156 here, and
 # since $\mathbb E[\log r] < \log \mathbb E[r]$ (Jensen) the typical network drifts down by half of that: 78 nats, 34
-# decades. Worse than the scale is the *direction*: with ReLU, every layer makes the hidden vectors of different
-# inputs a little more alike, and after 1000 layers they all point the same way. The network then computes the same
-# thing for every image, and its Jacobian (how the last hidden layer responds to the first) has one useful
-# direction and hundreds of decades of nothing.
+# decades. The scale is not the only thing that can go wrong: the *direction* of the hidden vectors matters too.
 #
 # `probes.signal_propagation` measures this exactly, in float64 with the hidden vector renormalized at every layer
 # (a ReLU network without biases only rescales, so nothing is lost): the gain $\log_{10}|h_\text{last}|/|h_\text{first}|$
@@ -115,9 +112,13 @@ he_cos = prop["He (ReLU)"]["cosine"][~np.eye(len(xs), dtype=bool)].mean()
 assert he_cos > 0.99 and prop[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]["log10_jacobian_sv"][-1] > -3
 
 # %% [markdown]
-# *Answer.* Identical, to three digits: the He network has forgotten which image it was given before the signal
-# reaches the classifier, and its signal is some twenty decades below the input. The first layer's gradient
-# $\delta_1 x^\top$ then carries no information about the label either (in `float32` it is exactly zero, notebook 8).
+# *Answer.* Identical, to three digits: with ReLU, every layer makes the hidden vectors of different inputs a little
+# more alike, and after 1000 layers they all point the same way. The He network has forgotten which image it was
+# given before the signal reaches the classifier, and its signal is some twenty decades below the input. It computes
+# the same thing for every image, and its Jacobian (how the last hidden layer responds to the first) has one useful
+# direction and hundreds of decades of nothing. The first layer's gradient $\delta_1 x^\top$ then carries no
+# information about the label either, and it is vanishingly small: section 3 prints its variance at step 0, a
+# subnormal `float32` number for He.
 #
 # ## 2. The critical initialization
 #
@@ -170,7 +171,7 @@ del seq
 # $10^{-2}$ the run diverges). And the first layer, the only one that sees the 3072 pixels, contributes a small
 # share of each step ($\approx|x|^2 = 3072$ against $\approx L\,|h|^2 \approx 32{,}000$ for the hidden stack), so it
 # gets a 30 times larger learning rate (about $0.03L$) to learn its features. The standard initializations get the
-# same optimizer for a shorter budget (their loss does not move at all, as we will see).
+# same optimizer for a shorter budget (50 steps).
 #
 # > **Predict, then run.** After 50 steps, what is the training loss of the He network? And the critical one?
 
@@ -310,22 +311,21 @@ print(f"1000-layer default-init step: {slow:.3f} s without flushing, {fast:.3f} 
 #
 # You want a plain network of 300 layers of width 64. Compute, from the formula of section 2, the leaky-ReLU slope
 # that makes the total variance of $\log|h|^2$ over the depth equal to $c = 0.5$. Then give the same quantity,
-# $\operatorname{Var}[\log|h_L|^2] \approx 5L/n$, for a He-initialized ReLU network of that shape.
+# $\operatorname{Var}[\log|h_L|^2]$, for a He-initialized ReLU network of that shape (Gaussian weights, section 2).
 
 # %%
 slope_300 = ...  # TODO: a for L = 300, n = 64, c = 0.5
-he_spread_300 = ...  # TODO: 5 L / n for He with ReLU
+he_spread_300 = ...  # TODO: Var[log |h_L|^2] for He with ReLU, L = 300, n = 64
 
-check(slope_300, theory.tailored_slope(300, 64, 0.5), "tailored slope for L = 300, n = 64", rtol=1e-3,
-      hint="rho = sqrt(c n / (3 L)), then a = sqrt((1 - rho) / (1 + rho))")
-check(he_spread_300, theory.log_norm_spread(300, 64), "Var[log |h_L|^2] for He, L = 300, n = 64", rtol=1e-3)
+check("09-tailored-slope", slope_300)
+check("09-he-spread", he_spread_300)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 rho = math.sqrt(0.5 * 64 / (3 * 300))
 slope_300 = math.sqrt((1 - rho) / (1 + rho))  # 0.83: shallower than 1000 layers, so a stronger nonlinearity
 he_spread_300 = 5 * 300 / 64  # 23: the typical He network sits e^(-23/2), five decades, below the average
-check(slope_300, theory.tailored_slope(300, 64, 0.5), "tailored slope for L = 300, n = 64", rtol=1e-3)
-check(he_spread_300, theory.log_norm_spread(300, 64), "Var[log |h_L|^2] for He, L = 300, n = 64", rtol=1e-3)
+check("09-tailored-slope", slope_300)
+check("09-he-spread", he_spread_300)
 
 # %% [markdown]
 # ## Summary
