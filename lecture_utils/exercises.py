@@ -210,7 +210,7 @@ _SUBNORMAL = float(_F32.smallest_normal) * float(_F32.eps)  # 2^-149: float32's 
 
 # 02: a layer with a non-zero-mean weight.  mu and sw are chosen so that each plausible wrong formula is off
 # by more than 10%: m (sw^2 E[h^2] + mu^2 Var h) = 1.013, against 0.40 (no mu term), 1.30 (mu^2 E[h^2]),
-# 0.69 (mu^2 E[h]^2), 0.89 (sw^2 Var h + mu^2 Var h) and 0.051 (one term, not m).
+# 0.69 (mu^2 E[h]^2), 0.89 (sw^2 Var h + mu^2 Var h), 0.051 (one term, not m) and 4.05 (sw, mu not squared).
 NONZERO_MEAN = {"m": 20, "mu": 0.3, "sw": 0.2}
 
 
@@ -391,8 +391,9 @@ _ALL = [
            hint="g = sqrt(D sigma^2 / 2) for ReLU"),
     _value("01-zero-layer", "first layer where float32 rounds every entry to 0",
            lambda: _zero_layer(_relu_growth(256, 0.05)),
-           [(lambda: _first_below(_SUBNORMAL, _relu_growth(256, 0.05)), "that is where the rms falls below the "
-             "smallest subnormal itself; a number rounds to 0 only below HALF of it (round to nearest)"),
+           [(lambda: _first_below(_SUBNORMAL, _relu_growth(256, 0.05)), "one layer short: that is where the rms "
+             "falls below the smallest subnormal itself (a number rounds to 0 only below HALF of it), or the "
+             "floor without the + 1 (floor(log(tiny / 2) / log g) is the last layer still above the threshold)"),
             (lambda: _first_below(float(_F32.smallest_normal), _relu_growth(256, 0.05)), "that is the first "
              "subnormal layer (below 1.2e-38); exact zeros come later, below half the smallest subnormal"),
             (lambda: math.floor(-1075 * math.log(2) / math.log(_relu_growth(256, 0.05))) + 1, "that is float64's limit (half of "
@@ -413,7 +414,9 @@ _ALL = [
              "variance meets h: with E[h] != 0, Var w E[h]^2 is a term too (Var w Var h + Var w E[h]^2 = "
              "Var w E[h^2])"),
             (lambda: _nonzero_mean_var(1, _mu, _sw, _relu_moments()), "that is the variance of ONE product: the "
-             "m independent terms add")],
+             "m independent terms add"),
+            (lambda: _m * (_sw * _relu_moments()["second"] + _mu * _relu_moments()["var"]), "sw and mu enter "
+             "squared: Var w = sw^2 and E[w]^2 = mu^2")],
            hint="Var[xy] = Var x Var y + Var x E[y]^2 + Var y E[x]^2 for independent x, y; then m terms add",
            rtol=0.02),
     # ---- 03: the gain of a leaky ReLU, forward and backward ---------------------------------------------------
@@ -452,7 +455,9 @@ _ALL = [
                 "a^2 / 3, so a = sqrt(3) std"),
                (lambda i, o: 6.0 / (i + o), "that is a^2: the bound is its square root"),
                (lambda i, o: math.sqrt(6.0 / i), "that is He's uniform bound (fan_in only); Glorot averages the two "
-                "fans")],
+                "fans"),
+               (lambda i, o: 3.0 * math.sqrt(2.0 / (i + o)), "that is 3 standard deviations; U[-a, a] has variance "
+                "a^2 / 3, so a = sqrt(3) std, not 3 std")],
               hint="U[-a, a] has variance a^2 / 3"),
     # ---- 05: rescue a saturated network -----------------------------------------------------------------------
     _property("05-rescue", "no hidden layer above 10% saturated, and the signal alive", _judge_rescue,
@@ -461,8 +466,9 @@ _ALL = [
                (_init_with("xavier"), "a hidden layer still has"),
                (_init_with("he"), "a hidden layer still has"),
                (_init_with("N(0,0.01^2)"), "the signal has died")],
-              hint="Xavier gives the first layer (fan-in 3072) Var ~ 2; tanh is linear near 0: an orthogonal matrix "
-                   "with gain 1 keeps every layer at Var ~ 1", first_args=lambda: (_saturated_tanh_net(),)),  # fmt: skip
+              hint="Xavier gives the first layer (fan-in 3072) Var ~ 2, too much for tanh; orthogonal rows keep the "
+                   "first layer at Var ~ 1, and gain 1 keeps the layers after it near tanh's linear regime",
+              first_args=lambda: (_saturated_tanh_net(),)),  # fmt: skip
     # ---- 06: merge two partial statistics (Chan et al.) ---------------------------------------------------------
     _function("06-chan-merge", "Chan's merge of two (n, mean, M2) triples", _chan_cases, _chan_solution,
               [(lambda a, b: (a[0] + b[0], (a[1] + b[1]) / 2, a[2] + b[2] + (b[1] - a[1]) ** 2 * a[0] * b[0]
