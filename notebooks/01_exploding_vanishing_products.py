@@ -258,8 +258,9 @@ plt.show()
 # %% [markdown]
 # In `float32` the linear stacks show the backward events on their own: the input gradients of a linear layer
 # do not depend on the forward values, so the gradient overflows (or becomes exactly 0) a predictable number of
-# layers *below the output*. (For the ReLU stacks the forward `inf`/`NaN`/0 already poisons the masks
-# $f'(h_k)$, so their `float32` gradients are `NaN` or 0 everywhere.)
+# layers *below the output*. A ReLU stack's gradient also passes through the masks $f'(h_k)$, which the forward
+# pass sets, so its forward events leak into the backward pass: the last line prints the ReLU stacks' gradients at
+# the input, the next cell the layers where they are finite.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -274,6 +275,20 @@ for (activation, sigma), run in runs32.items():
     print(f"{activation:<10} {sigma:>5} {event:>9} {predicted:>15} {measured:>14}")
     assert abs(measured - predicted) <= 3
 print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].tolist() for c in CASES[1::2]])
+
+# %%
+for (activation, sigma), run in runs32.items():
+    if activation == "relu":
+        alive = [k for k, grad in enumerate(run.grads) if torch.isfinite(grad).all() and (grad != 0).any()]
+        print(f"relu, sigma {sigma}: float32 gradient finite and not all 0 at layers {alive[0]}..{alive[-1]}")
+
+# %% [markdown]
+# With $\sigma = 0.03$ the forward pass is exactly 0 from layer 66 on (section 4), every mask there is 0, and the
+# gradient is exactly 0 at every layer below the output. With $\sigma = 0.5$ the forward pass is `inf` and `NaN`
+# from layer 72 on; torch's ReLU passes the gradient wherever its input is `NaN` or $+\infty$ (neither is
+# $\le 0$), so from the output down to layer 72 the gradient grows by about the linear factor 5, not 3.54. It
+# overflows at layer 37 ($5^{28}$ from the top, then $\log(3.4\cdot10^{38}/5^{28})/\log 3.54 \approx 35$ more
+# layers), not at layer $100 - 71 = 29$ as $g = 3.54$ alone would predict, and reaches the input as `NaN`.
 
 # %% [markdown]
 # ## Exercise: predict a failure before it happens
