@@ -63,15 +63,12 @@ N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 # %% [markdown]
 # ## 1. The variance of a sum
 #
-# Expanding the square,
-# $$\mathrm{Var}[x + y] = \mathbb E[(x - \mathbb E x + y - \mathbb E y)^2]
-#   = \mathrm{Var}[x] + \mathrm{Var}[y] + 2\,\mathrm{Cov}(x, y).$$
-# For independent $x, y$ the covariance is 0 and **variances add**. For correlated ones they do not: with
-# $y = \rho x + \sqrt{1-\rho^2}\,\varepsilon$ (unit variances, correlation $\rho$), $\mathrm{Var}[x+y] = 2 + 2\rho$.
+# Every unit of a network adds up many random terms. How does the spread of a sum depend on the spreads of its
+# terms?
 #
-# > **Predict, then run.** $x \sim \mathcal N(1, 2^2)$ and $y \sim \mathcal N(-3, 0.5^2)$ are independent.
-# > What is $\mathrm{Var}[x + y]$? Do the means matter? And if you forget the covariance of two variables with
-# > correlation 0.8, by how much is your answer off?
+# > **Predict, then run.** $x \sim \mathcal N(1, 2^2)$ and $y \sim \mathcal N(-3, 0.5^2)$ are independent. Is
+# > $\mathrm{Var}[x + y]$ equal to $(2 + 0.5)^2$, to $2^2 + 0.5^2$, or to something else? Do the means matter? And
+# > for $u, v$ with unit variances and correlation 0.8: is $\mathrm{Var}[u + v]$ equal to 2, more, or less?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -89,8 +86,13 @@ print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.4
 
 # %% [markdown]
-# *Answer.* $4 + 0.25 = 4.25$: means shift a sum but do not change its spread. Forgetting $2\,\mathrm{Cov} = 1.6$
-# predicts 2 where the truth is 3.6 (the last row).
+# *Answer.* $2^2 + 0.5^2 = 4.25$ (the first row): means shift a sum but do not change its spread. The correlated
+# pair has 3.6, more than 2 (the last two rows). Why: expanding the square,
+# $$\mathrm{Var}[x + y] = \mathbb E[(x - \mathbb E x + y - \mathbb E y)^2]
+#   = \mathrm{Var}[x] + \mathrm{Var}[y] + 2\,\mathrm{Cov}(x, y).$$
+# For independent $x, y$ the covariance is 0 and **variances add** (standard deviations do not). For correlated
+# ones they do not: with $v = \rho u + \sqrt{1-\rho^2}\,\varepsilon$ (unit variances, correlation $\rho$),
+# $\mathrm{Var}[u+v] = 2 + 2\rho$, and forgetting $2\,\mathrm{Cov} = 1.6$ predicts 2 where the truth is 3.6.
 #
 # ## 2. The mean of a product
 #
@@ -119,10 +121,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # $$\mathrm{Var}[xy] = \mathbb E[x^2]\mathbb E[y^2] - \mathbb E[x]^2\mathbb E[y]^2
 #   = \mathrm{Var}[x]\,\mathrm{Var}[y] + \mathrm{Var}[x]\,\mathbb E[y]^2 + \mathrm{Var}[y]\,\mathbb E[x]^2,$$
 # (write $\mathbb E[x^2] = \mathrm{Var}[x] + \mathbb E[x]^2$ and multiply out). When **both** means are zero
-# only $\mathrm{Var}[x]\,\mathrm{Var}[y]$ is left. When only the weight $w$ has zero mean,
-# $\mathrm{Var}[wh] = \mathrm{Var}[w]\,(\mathrm{Var}[h] + \mathbb E[h]^2) = \mathrm{Var}[w]\,\mathbb E[h^2]$:
-# the **second moment** of the input counts, not its variance. That is why the ReLU layer of notebook 3 is
-# measured by $\mathbb E[\mathrm{ReLU}(z)^2]$.
+# only $\mathrm{Var}[x]\,\mathrm{Var}[y]$ is left.
 #
 # Counter-example: with $y = x \sim \mathcal N(0, \sigma^2)$, $\mathrm{Var}[x \cdot x] = \mathbb E[x^4] -
 # \sigma^4 = 3\sigma^4 - \sigma^4 = 2\sigma^4$: twice the "independent" answer $\sigma^4$.
@@ -147,21 +146,16 @@ assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 # ## 4. The variance of a sum of $m$ products: one layer
 #
 # Now put 1, 2 and 3 together for one unit $z = \sum_{j=1}^m w_j h_j$, with weights $w_j \sim \mathcal N(0,
-# \sigma_w^2)$ independent of each other and of the inputs $h_j$. Every cross term $\mathrm{Cov}(w_j h_j,
-# w_k h_k) = \mathbb E[w_j]\,\mathbb E[w_k h_j h_k] = 0$ vanishes, so by step 1 the $m$ variances add, and by
-# step 3 each is $\sigma_w^2\,\mathbb E[h^2]$:
-# $$\boxed{\mathrm{Var}[z] = m\,\sigma_w^2\,\mathbb E[h^2]}
-#   \;=\; m\,\sigma_w^2\,\sigma_h^2 \quad\text{for zero-mean inputs.}$$
-# This is the **one-layer variance recurrence**: with fan-in $m$, the variance is multiplied by
-# $m\sigma_w^2$ (times the activation's factor $\mathbb E[f(z)^2]/\mathrm{Var}[z]$), and it stays constant
-# exactly when $\sigma_w^2 = 1/m$ (LeCun et al. 1998; Glorot & Bengio 2010, §4.2.1; Prince 2023, §7.5.1).
+# \sigma_w^2)$ independent of each other and of the inputs $h_j$. In a hidden layer the inputs come out of an
+# activation, and a ReLU's output is never negative: its mean is not zero. We draw $10^6$ units with $m = 20$
+# inputs each, once with Gaussian inputs $h = 2z$ (mean 0, variance 4) and once with ReLU inputs
+# $h = \mathrm{ReLU}(z)$, $z \sim \mathcal N(0, 1)$.
 #
-# We draw $10^6$ units with $m = 20$ inputs each, once with Gaussian inputs $h = 2 z$ and once with
-# ReLU inputs $h = \mathrm{ReLU}(z)$, whose mean is not zero.
-#
-# > **Predict, then run.** $m = 20$, $\sigma_w = 0.3$, $h = \mathrm{ReLU}(z)$ with $z \sim \mathcal N(0,1)$:
-# > $\mathbb E[h^2] = 1/2$ and $\mathrm{Var}[h] = \tfrac12(1 - 1/\pi) \approx 0.34$. Which one gives the right
-# > $\mathrm{Var}[z]$: $20 \cdot 0.09 \cdot 0.5 = 0.9$ or $20 \cdot 0.09 \cdot 0.34 = 0.61$?
+# > **Predict, then run.** $m = 20$, $\sigma_w = 0.3$. With $h = 2z$, what is $\mathrm{Var}[\sum_j w_j h_j]$? With
+# > $h = \mathrm{ReLU}(z)$, whose moments are $\mathbb E[h] = 1/\sqrt{2\pi} \approx 0.40$, $\mathbb E[h^2] = 1/2$ and
+# > $\mathrm{Var}[h] = \tfrac12(1 - 1/\pi) \approx 0.34$ (notebook 3 derives them): is it
+# > $20 \cdot 0.09 \cdot 0.34 = 0.61$, $20 \cdot 0.09 \cdot 0.5 = 0.9$, or something else? Does the mean of the
+# > inputs matter when the weights have mean zero?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -178,8 +172,18 @@ print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.3
 
 # %% [markdown]
-# *Answer.* 0.9: the weight has zero mean, so the input's **second moment** counts (step 3); the variance-only
-# formula predicts 0.61 (the last row).
+# *Answer.* $20 \cdot 0.09 \cdot 4 = 7.2$ for $h = 2z$, and **0.9** for $h = \mathrm{ReLU}(z)$ (the first two rows);
+# the variance-only formula predicts 0.61 (the last row). The inputs' mean matters, through the second moment. Why:
+# every cross term $\mathrm{Cov}(w_j h_j, w_k h_k) = \mathbb E[w_j]\,\mathbb E[w_k h_j h_k] = 0$ vanishes, so by
+# step 1 the $m$ variances add, and by step 3 with $\mathbb E[w] = 0$ each is
+# $\mathrm{Var}[wh] = \mathrm{Var}[w]\,(\mathrm{Var}[h] + \mathbb E[h]^2) = \sigma_w^2\,\mathbb E[h^2]$:
+# the **second moment** of the input counts, not its variance:
+# $$\boxed{\mathrm{Var}[z] = m\,\sigma_w^2\,\mathbb E[h^2]}
+#   \;=\; m\,\sigma_w^2\,\sigma_h^2 \quad\text{for zero-mean inputs.}$$
+# This is the **one-layer variance recurrence**: with fan-in $m$, the variance is multiplied by
+# $m\sigma_w^2$ (times the activation's factor $\mathbb E[f(z)^2]/\mathrm{Var}[z]$), and it stays constant
+# exactly when $\sigma_w^2 = 1/m$ (LeCun et al. 1998; Glorot & Bengio 2010, §4.2.1; Prince 2023, §7.5.1). It is
+# also why the ReLU layer of notebook 3 is measured by $\mathbb E[\mathrm{ReLU}(z)^2]$.
 #
 # **When the terms are not independent** the variances no longer add: if the $m$ terms were all the same
 # product (perfectly correlated), $\mathrm{Var}[m\,wh] = m^2\sigma_w^2\sigma_h^2$, growing with $m^2$, not $m$.
@@ -233,9 +237,8 @@ print(f"formula {var_exercise:.4f}, Monte Carlo over {N:,} samples {(w * h).sum(
       f"without the mu term {m_ex * sw**2 * relu['second']:.4f}")
 
 # %% [markdown]
-# The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$ (here it more than doubles the variance: the solution
-# prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to
-# every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
+# The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$ (here it takes the variance from 0.40 to 1.01: the
+# solution prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
 # both, and every initialization in this lecture draws them.
 #
 # ## What to remember
