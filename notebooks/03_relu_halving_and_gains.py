@@ -21,7 +21,7 @@
 # Notebook 2 showed that one unit $z' = \sum_{j=1}^{m} w_j f(z_j)$ with independent zero-mean weights has
 # $$\mathrm{Var}[z'] = m\,\mathrm{Var}[w]\;\mathbb E[f(z)^2].$$
 # The activation $f$ enters only through its **second moment** $\mathbb E[f(z)^2]$. This notebook computes it
-# for ReLU (it is exactly half of $\mathrm{Var}[z]$, hence He's factor 2), turns it into a **gain** $g$ with
+# for ReLU, turns it into a **gain** $g$ with
 # $\mathrm{Var}[w] = g^2/\text{fan-in}$, and compares the gains PyTorch recommends
 # (`torch.nn.init.calculate_gain`) with measured ones: for ReLU, leaky ReLU and linear they are exact; for
 # tanh and sigmoid they are forward-pass conventions, and the backward pass tells a different story.
@@ -62,7 +62,7 @@ gen = torch.Generator().manual_seed(0)  # every random draw below comes from thi
 N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 
 # %% [markdown]
-# ## 1. ReLU halves the second moment
+# ## 1. What ReLU does to the second moment
 #
 # Let $z \sim \mathcal N(0, \sigma^2)$, the pre-activation of a unit. The ReLU keeps $z$ where it is positive and
 # sends the rest to 0. The next layer sees the ReLU's output through a sum of products (notebook 2), so what
@@ -88,9 +88,10 @@ print(mc.check_table(checks))
 assert all(c.rel_err < 0.01 for c in checks)
 
 # %% [markdown]
-# *Answer.* Exactly **half** of the second moment survives, the variance is smaller than the second moment, and the
-# mean grows with $\sigma$ while the other two grow with $\sigma^2$ (the table: theory and Monte Carlo agree to
-# within 1%). Why: the density $p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-z^2/2\sigma^2}$ is **symmetric**,
+# *Answer.* Exactly **half** of the second moment survives (0.499 and 4.51 measured, against $\sigma^2/2$ = 0.5 and
+# 4.5), the variance is smaller than the second moment (0.34 against 0.5), and from $\sigma = 1$ to 3 the mean grows
+# by 3 while the other two grow by 9 (the table: theory and Monte Carlo agree to within 1%). Why: the density
+# $p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-z^2/2\sigma^2}$ is **symmetric**,
 # $p(-z) = p(z)$, and $\mathrm{ReLU}(z)^2 = z^2$ for $z > 0$ and $0$ otherwise, so
 # $$\mathbb E[\mathrm{ReLU}(z)^2] = \int_0^\infty z^2 p(z)\,dz = \frac12 \int_{-\infty}^{\infty} z^2 p(z)\,dz
 #   = \frac{\sigma^2}{2}.$$
@@ -163,13 +164,15 @@ for name, param in rows:
 # 1.59, a little below torch's 5/3. Sigmoid's is 1.85, far from torch's 1: its outputs sit around 1/2, and a gain
 # of 1 shrinks the second moment of the next pre-activation.
 #
-# **ReLU, leaky ReLU and linear**: torch's gain is the exact one (ratio 1.000 up to Monte Carlo noise).
+# **ReLU, leaky ReLU and linear**: torch's gain is the exact one (the quadrature column equals torch's to three
+# decimals; measured/torch is 0.999 or 1.000, Monte Carlo noise).
 #
 # **tanh** (torch $5/3$, exact forward gain 1.59) and **sigmoid** (torch 1, exact 1.85): the recommended values
 # are **conventions** (torch's documentation gives them without derivation). Neither is the exact forward gain,
 # and in the forward pass that does little harm: tanh and sigmoid saturate, so the variance map
 # $q \mapsto g^2\,\mathbb E[f(\sqrt q\,u)^2]$ has a stable **fixed point** $q^\ast$, and a deep stack settles there
-# instead of at 1 (with $g = 5/3$, tanh settles at $q^\ast \approx 1.18$; sigmoid with $g = 1$ at $0.26$).
+# instead of at 1 (with $g = 5/3$, tanh settles at $q^\ast \approx 1.18$; sigmoid with $g = 1$ at $0.26$: the next
+# table).
 #
 # ## 3. The backward pass: the same gains, another factor
 #
@@ -178,11 +181,13 @@ for name, param in rows:
 # $$\mathrm{Var}\Big[\frac{\partial L}{\partial z_{k-1}}\Big] = \underbrace{g^2\,\mathbb E[f'(z)^2]}_{\chi}\;
 #   \mathrm{Var}\Big[\frac{\partial L}{\partial z_k}\Big],\qquad z \sim \mathcal N(0, q^\ast).$$
 # For ReLU $\mathbb E[f'^2] = 1/2$, so $\chi = g^2/2 = 1$ exactly when $g = \sqrt2$: **one gain serves both passes**.
-# For tanh and sigmoid the forward fixed point says nothing about $\chi$ (Poole et al. 2016 call it the
-# order-to-chaos parameter). `lecture_utils.theory.backward_factor` computes it by quadrature at $q^\ast$.
+# For tanh and sigmoid the forward fixed point says nothing about $\chi$ (Poole et al. 2016 call it $\chi_1$:
+# below 1 their random networks are in the ordered phase, above 1 in the chaotic one).
+# `lecture_utils.theory.backward_factor` computes it by quadrature at $q^\ast$.
 #
-# > **Predict, then run.** With torch's gains, is $\chi$ above 1 (gradients explode with depth), below 1
-# > (they vanish), or 1? Hint for sigmoid: $\sigma'(z) = \sigma(z)(1-\sigma(z)) \le 1/4$ everywhere.
+# > **Predict, then run.** With torch's gains for tanh ($5/3$) and sigmoid (1), is $\chi$ above 1 (gradients explode
+# > with depth), below 1 (they vanish), or 1? For sigmoid, $\sigma'(z) = \sigma(z)(1-\sigma(z)) \le 1/4$ everywhere:
+# > what bound on $\chi$ does that give, and up to which gain is $\chi$ certainly below 1?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -195,12 +200,16 @@ for name, gains in GAINS.items():
         chi = theory.backward_factor(name, g, q)
         print(f"{name:<9} {kind:>13} {g:.2f}  {q:>14.3g}  {chi:>12.3g}  {chi**50:>9.2g}")
 
+# %%
+q4 = theory.fixed_point("sigmoid", 4.0)  # sigmoid with a much larger gain
+print(f"sigmoid with g = 4: fixed point {q4:.3g}, chi {theory.backward_factor('sigmoid', 4.0, q4):.2f}")
+
 # %% [markdown]
 # *Answer.* tanh with $g = 5/3$: $\chi \approx 1.21$, so the gradient **grows** by about $1.21^{50} \approx
 # 10^4$ over 50 layers going down, while the forward pass sits quietly at its fixed point. Sigmoid with $g = 1$:
 # $\chi \approx 0.056$, the gradient **vanishes** by $10^{-63}$ over 50 layers; since $\sigma' \le 1/4$,
-# $\chi \le g^2/16 < 1$ for every gain below 4 (and even $g = 4$ gives only 0.40 at its fixed point). The
-# gains are forward-pass conventions: a stable forward variance does not make the backward pass stable.
+# $\chi \le g^2/16 < 1$ for every gain below 4 (and even $g = 4$ gives only 0.40 at its fixed point: the cell
+# above). The gains are forward-pass conventions: a stable forward variance does not make the backward pass stable.
 #
 # Both passes, measured on one random stack of 50 layers of width 256 with $W \sim \mathcal N(0, g^2/256)$
 # (`lecture_utils.montecarlo.deep_stack`, in float64 so that a vanishing gradient is measured, not flushed to 0),
@@ -248,8 +257,9 @@ plt.show()
 
 # %% [markdown]
 # Read the right panel from layer 50 down to layer 1, the direction back-propagation travels: ReLU with
-# $\sqrt2$ stays level, tanh climbs by four orders of magnitude, sigmoid falls off the chart. On the left, the
-# forward variance of tanh and sigmoid settles at the fixed points 1.18 and 0.26 as predicted.
+# $\sqrt2$ stays level, tanh climbs by four orders of magnitude, and sigmoid falls by 62 orders of magnitude with
+# torch's gain (40 with its forward-exact gain; the `measured` column above). On the left, the forward variance
+# of tanh and sigmoid settles at the fixed points 1.18 and 0.26 as predicted.
 #
 # For ReLU nothing saturates, so **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt2$,
 # yet over 50 layers:
@@ -260,10 +270,11 @@ g_mc = round(measured_gains["relu"], 3)
 print(f"({g_mc}^2 / 2)^50 = {(g_mc**2 / 2) ** 50:.3f}")
 
 # %% [markdown]
-# And one random network of width 256, even with the exact gain, ends visibly away from 1 (the ReLU curves on
-# the left wanders far from its dotted line; another seed ends below it): the variance of a single network is a
+# And one random network of width 256, even with the exact gain, ends visibly away from 1 (the ReLU curve on the
+# left wanders off its dotted line and ends at 1.8, the table above): the variance of a single network is a
 # product of 50 random per-layer factors, a random walk in log scale whose standard deviation is about
-# $\sqrt{5L/n} \approx 1$ here (it grows with depth and shrinks with width; notebook 4 measures it).
+# $\sqrt{5L/n} \approx 1$ here (it grows with depth and shrinks with width). This network is one draw of that walk;
+# notebook 4 measures the spread over 40 of them.
 #
 # ## Exercise: the gain of a leaky ReLU
 #
