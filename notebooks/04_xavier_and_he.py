@@ -169,8 +169,9 @@ for label, std in (("std = sqrt(2/n)  (right)", math.sqrt(2 / n)), ("std = 2/n  
           f"over 50 layers: {factor**50:.2g}")
 
 # %% [markdown]
-# The right call keeps the factor at 1; the slip (variance $4/n^2$ instead of $2/n$) multiplies the signal by
-# $2/n \approx 0.008$ per layer, $10^{-105}$ over 50 layers: a dead network that looks correctly initialized.
+# The right call keeps the factor at 1 (0.997 for this draw); the slip (variance $4/n^2$ instead of $2/n$) multiplies
+# the mean square by $2/n \approx 0.008$ per layer, $4\cdot10^{-106}$ over 50 layers: a dead network that looks
+# correctly initialized.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -251,8 +252,8 @@ for shape in [(1000, 1000), (512, 256, 3, 3)]:
 # and the gradient with respect to $z_k$ grows by the same factor per layer going *down*:
 # $\operatorname{Var}[\partial L/\partial z_k] = (D\sigma^2/2)^{50-k}\,\operatorname{Var}[\partial L/\partial z_{50}]$.
 #
-# Here is the whole computation, forward and backward, written out the way UDL's notebook 7.2 does it: no
-# autograd, just the chain rule. The backward loop is the forward loop read in reverse, with $W_k^\top$ (as a
+# Here is the whole computation, forward and backward, written out the way UDL's notebooks 7.2 (backpropagation)
+# and 7.3 (initialization) do it: no autograd, just the chain rule. The backward loop is the forward loop read in reverse, with $W_k^\top$ (as a
 # right-multiplication by $W_k$) and the ReLU's derivative, the 0/1 mask $[z_k > 0]$.
 
 # %%
@@ -322,8 +323,8 @@ for s2 in SIGMA2:
 # *Answer.* Three of the five survive ($\sigma^2$ = 0.01, 0.02, 0.1). $\sigma^2 = 1$ overflows at layer 45, not at
 # layer 23: 50 is the factor of the *mean square*, while an entry grows by $\sqrt{50} \approx 7.1$ per layer, and
 # $7.1^{45} \approx 10^{38}$. $\sigma^2 = 0.001$: the gradient is exactly 0 at layers 1 to 33, so nothing reaches
-# layer 1 (it also starts small: this loss's gradient is proportional to the output, which has shrunk by $0.05$ per
-# layer in the forward pass).
+# layer 1 (it also starts small: this loss's gradient is proportional to the output, whose mean square has shrunk by
+# $0.05$ per layer in the forward pass).
 #
 # Two of the five runs break in `float32`. To draw every curve we compute in `float64` (max $1.8\cdot10^{308}$).
 # And since one network is one random draw (section 4 shows how much they differ), each curve is the
@@ -353,14 +354,17 @@ he_b = curves_b[next(k for k in curves_b if "0.02" in k)][0]
 print(f"He (sigma^2 = 0.02), median network: E[h_50^2] = {he_f[-1]:.2f} (theory 1), "
       f"gradient layer 1 / layer 50 = {he_b[0] / he_b[-1]:.2f} (theory 1)")
 slopes = {s2: np.polyfit(np.arange(1, 51), np.log(curves_f[k][0]), 1)[0] for s2, k in zip(SIGMA2, curves_f, strict=True)}
+print("slope of log E[h_k^2] per layer, median network (theory log(D sigma^2 / 2)): " + ", ".join(
+    f"{s2:g}: {slope:+.3f} ({math.log(theory.relu_growth(100, s2)):+.3f})" for s2, slope in slopes.items()))
 for s2, slope in slopes.items():
     assert abs(slope - math.log(theory.relu_growth(100, s2))) < 0.05, (s2, slope)  # the slopes follow the theory
 
 # %% [markdown]
 # **Reading the figure.** On a log scale every layer adds $\log(D\sigma^2/2)$ to the curve, from
 # $\times 0.05$ per layer ($\sigma^2 = 0.001$) to $\times 50$ ($\sigma^2 = 1$): the measured slopes match the
-# theory (the cell above checks each to within 0.05 in $\log$ per layer). Only He's $\sigma^2 = 0.02$ is level,
-# forwards *and* backwards. The median He network still ends somewhat off the line; section 4 explains why.
+# theory (the cell above prints them, and checks each to within 0.05 in $\log$ per layer). Only He's
+# $\sigma^2 = 0.02$ is level, forwards *and* backwards. Yet the median He network ends at $E[h_{50}^2] = 0.23$, not 1,
+# and its gradient at layer 1 is 0.35 times the one at layer 50 (the cell above); section 4 explains why.
 #
 # ## 4. One network is not the average
 #
@@ -395,9 +399,10 @@ assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 # %% [markdown]
 # *Answer.* The median network ends **below** 1 (0.26 in the printed line): since $\mathbb E[\log r] < \log
 # \mathbb E[r]$ (Jensen), the *typical* network sits below the theory line, by about half the variance of the log
-# (theory $-1.25$, measured $-1.22$); the spread of $\log$ matches $\sqrt{5L/D}$. The plain mean over 40 networks is dominated by a few lucky ones (the distribution is
-# log-normal, with a long upper tail), so it is a noisy estimate of the theory's value 1: it lands above or
-# below 1 depending on which networks were drawn. The theory is exact *on average over infinitely many
+# (theory $-1.25$, measured $-1.22$); the spread of $\log$ matches $\sqrt{5L/D}$ (1.52 against 1.58). The plain
+# mean over 40 networks (1.02 here) is dominated by a few lucky ones (the distribution is log-normal, with a long
+# upper tail), so it is a noisy estimate of the theory's value 1: it lands above or below 1 depending on which
+# networks were drawn. The theory is exact *on average over infinitely many
 # networks*; a single deep and narrow network drifts, and notebook 9 shows what that costs at 1000 layers.
 #
 # ## Exercise: write He's and Glorot's rules
@@ -440,8 +445,9 @@ check("04-xavier-bound", xavier_uniform_bound)
 #
 # For convolutions $n_\text{in} = C_\text{in}k^2$ and $n_\text{out} = C_\text{out}k^2$. $\mathcal N(0, \sigma^2)$ is
 # a variance: pass `std=math.sqrt(sigma2)`. Random weights break the symmetry between units; their scale decides
-# whether the signal survives depth. The theory predicts the *average* network exactly (the slopes in Prince's
-# figure); a single deep and narrow network drifts by a random factor that grows with depth / width.
+# whether the signal survives depth. The theory predicts the *average* over random networks (40 He networks
+# average 1.02 at layer 50, theory 1); a single deep and narrow network drifts by a random factor whose log has a
+# variance of about $5L/n$, and the typical (median) one ends below the average (0.26 here).
 #
 # ## References
 # - X. Glorot and Y. Bengio, *Understanding the difficulty of training deep feedforward neural networks*,
@@ -449,7 +455,7 @@ check("04-xavier-bound", xavier_uniform_bound)
 # - K. He, X. Zhang, S. Ren and J. Sun, *Delving Deep into Rectifiers: Surpassing Human-Level Performance on
 #   ImageNet Classification*, ICCV 2015 (section 2.2, eq. 10 and 14).
 # - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, 2023, chapter 7 (section 7.5, Figure 7.7; the
-#   book's notebook 7.2 writes the backward pass by hand), <https://udlbook.github.io/udlbook/>.
+#   book's notebooks 7.2 and 7.3 write the backward pass by hand), <https://udlbook.github.io/udlbook/>.
 # - I. Goodfellow, Y. Bengio and A. Courville, *Deep Learning*, MIT Press, 2016, section 8.4 (breaking symmetry);
 #   A. Zhang et al., *Dive into Deep Learning*, section 5.4 (numerical stability and initialization).
 # - B. Hanin and D. Rolnick, *How to Start Training: The Effect of Initialization and Architecture*,
