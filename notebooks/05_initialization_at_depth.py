@@ -142,8 +142,8 @@ assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, rep
 # *Answer.* None of them, in one network of width 64 (the printed ratios): He ends at 0.017 of the first layer's
 # variance and orthogonal at 0.06, the drift of one finite network (notebook 4); PyTorch's default sits at 0.02 only
 # because its random biases hold a floor (below); Xavier has vanished to $10^{-32}$ and $\mathcal N(0, 0.01^2)$ to
-# exactly 0. $\mathcal N(0,1)$ overflows `float32` already at 100 layers, and at 1000: its ratio is `nan`
-# ($\infty/\infty$), black in the map.
+# exactly 0. $\mathcal N(0,1)$ overflows `float32` already at 100 layers, and at 1000: its last layer holds `inf`
+# and `NaN`, so its variance and the ratio are `nan`, black in the map.
 #
 # **What the ladder shows** (each cell of the maps is one network; the numbers are printed in the cells):
 # - **Shallow networks forgive a lot**: at 2 hidden layers every initialization stays within a few orders of
@@ -154,24 +154,24 @@ assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, rep
 #   stay bounded, but the gradient explodes.
 # - **PyTorch's default** is Glorot's "standard" $1/(3n)$: the ReLU signal shrinks by $1/6$ per layer until the
 #   random biases hold it at a small floor; the gradient vanishes.
-# - **Xavier is right for tanh and too small for ReLU** (a factor $1/2$ per layer: $2^{-100} \approx 10^{-30}$ at
-#   100 layers); **He and orthogonal are right for ReLU** in expectation, but one network of width 64 drifts: at
-#   100 layers the typical network sits a few tens of times below 1 (notebook 4: $\log$ variance drifts by about
-#   $-\tfrac52 L/n \approx -4$), and at 1000 layers by more than ten orders of magnitude. Notebook 9 trains 1000
-#   plain layers anyway.
+# - **Xavier is too small for ReLU** (a factor $1/2$ per layer: $2^{-100} \approx 10^{-30}$ at 100 layers, measured
+#   $2.7\cdot10^{-32}$). **With tanh it fades slowly**: gain 1 matches tanh's slope at 0 only, and tanh compresses
+#   larger values, so the variance shrinks a little at every layer: to 0.0014 of the first layer's at 100 layers and
+#   $8\cdot10^{-7}$ at 1000 (the gradient alike: 0.0017 and $5\cdot10^{-7}$).
+#   **He and orthogonal are right for ReLU** in expectation, but one network of width 64 drifts: at 100 layers their
+#   ratios are 0.017 and 0.06 (for He, notebook 4's drift of the $\log$ variance, about $-\tfrac52 L/n \approx -4$,
+#   predicts $e^{-4} \approx 1/50$), and at 1000 layers they are more than ten orders of magnitude below 1. Notebook
+#   9 trains 1000 plain layers anyway.
 # - **tanh with He's $2/n$ or torch's gain 5/3** (the orthogonal column) keeps the forward pass bounded, but deep
 #   down the gradient explodes: notebook 3's backward factor $\chi > 1$, compounded over 100 and 1000 layers.
 #
 # ## 2. The last layer: start from an honest guess
 #
 # A 10-class classifier that knows nothing should say so: probability $1/10$ for every class, so the
-# cross-entropy at initialization should be $-\ln(1/10) = \ln 10 \approx 2.303$. If the logits start large, the
-# network is *confidently wrong* on most examples, the initial loss is far above $\ln 10$, and the first
-# hundreds of steps go into shrinking the last layer instead of learning (the "hockey stick" of Karpathy's
-# *makemore* lectures). The fix is one line: scale the last layer down (and zero its bias).
+# cross-entropy at initialization should be $-\ln(1/10) = \ln 10 \approx 2.303$.
 #
-# > **Predict, then run.** A 2-hidden-layer He MLP on our batch: is its initial loss above or below $\ln 10$? What
-# > does multiplying the head's weights by 10 do, and by 0.01?
+# > **Predict, then run.** A 2-hidden-layer He MLP on our batch (random labels): is its initial loss above or below
+# > $\ln 10$? What does multiplying the head's weights by 10 do to it, and by 0.01?
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -188,9 +188,12 @@ for scale in (10.0, 1.0, 0.1, 0.01):
 assert initial_loss[10.0] > 5 and abs(initial_loss[0.01] - math.log(10)) < 0.05
 
 # %% [markdown]
-# *Answer.* With He's head the logits have a standard deviation of order 1 and the loss is already somewhat above
-# $\ln 10$; $\times 10$ makes the network confidently wrong; $\times 0.01$ starts at $\ln 10$ almost exactly. Notebook 7
-# checks the initial loss of the training run against $\ln 10$ before training.
+# *Answer.* Above. With He's head the logits have a standard deviation of 1.2 and the loss is 2.98, 0.67 above
+# $\ln 10$; $\times 10$ (logit std 12) gives 19.1: the network is *confidently wrong* on most examples, since a
+# large logit that is wrong costs its full size in the loss; $\times 0.01$ starts at $\ln 10$ to three decimals.
+# A network that starts confidently wrong spends its first steps shrinking the logits instead of learning (the
+# "hockey stick" loss curve of Karpathy's *makemore* part 3). The fix is one line: scale the last layer down
+# (and zero its bias). Notebook 7 checks the initial loss of the training run against $\ln 10$ before training.
 #
 # ## 3. The first layers: saturated and dead units
 #
@@ -273,27 +276,35 @@ for label, run in glorot.items():
     for kind, act, grad in [("measured", run["act_var"], run["grad_var"]), ("theory", pred.post, pred.grad)]:
         print(f"{label:<11} {kind:<9} {'  '.join(f'{v:.3f}' for v in act):<40} {grad[0] / grad[-1]:>28.3f}")
     assert np.allclose(run["act_var"], pred.post, rtol=0.1)
+dtanh2 = [theory.backward_factor("tanh", 1.0, q) for q in pred.pre[:4]]  # E[tanh'(z_k)^2] at layers 1..4 (gain 1)
+print(f"normalized: E[tanh'(z_k)^2] at layers 1..4 (theory) {'  '.join(f'{v:.2f}' for v in dtanh2)}, "
+      f"product {np.prod(dtanh2):.3f}")
 
 # %% [markdown]
 # With the **standard** initialization each layer multiplies the activation variance by about $n\cdot\frac{1}{3n}
 # = \frac13$ (tanh is nearly linear at these small values): the histograms of the upper layers pile up at 0, Glorot &
 # Bengio's observation. Backwards the same factor $\frac13$ applies per layer (times $\mathbb E[\tanh'^2] \le 1$), so
 # the gradient reaching layer 1 is less than $3^{-4} \approx 0.012$ of the one at layer 5 (the narrow dark curve).
-# The **normalized** initialization keeps the activations of order one and loses much less gradient (not none: the
-# derivation assumes tanh's linear regime, $\tanh' = 1$, while here $\mathbb E[\tanh'(z)^2]$ is about 0.5-0.7 per
-# layer). The measured variances follow the quadrature recurrence of `lecture_utils.theory` (the table).
+# The **normalized** initialization shrinks the activations far less (their variance goes from 0.40 to 0.10 over
+# five layers, against 0.21 to 0.002) and loses much less gradient (layer 1 gets 0.17 of layer 5's, against 0.007).
+# Not none: the derivation assumes tanh's linear regime, $\tanh' = 1$, while here $\mathbb E[\tanh'(z)^2]$ is 0.46
+# to 0.78 per layer, and their product is the 0.17 (the last line). The measured variances follow the quadrature
+# recurrence of `lecture_utils.theory` (the table).
 #
 # ## 5. A data-driven initialization: LSUV
 #
 # Xavier and He compute the right scale from a model of the inputs (independent, zero mean, the variance of
-# notebook 3). Mishkin & Matas (2016), *All you need is a good init*, measure it instead: start from orthogonal
-# weights, then go through the layers in order and rescale each one until its output has mean 0 and variance 1 on
-# a batch of real inputs (layer-sequential unit-variance, LSUV; fast.ai's course part 2 builds it with hooks,
-# as here). Nine lines:
+# notebook 3). Mishkin & Matas (2016), *All you need is a good init*, measure it instead (layer-sequential
+# unit-variance, LSUV, their Algorithm 1): start from orthogonal weights, then go through the Linear/Conv layers in
+# order and divide each one's weights by the standard deviation of its output on a batch of real inputs, until that
+# variance is 1. They rescale the variance only. fast.ai's course (part 2, lesson 17) builds LSUV with hooks and
+# adds a mean step: it subtracts the mean through the bias, and measures after the activation. The version below
+# does both steps, measuring each layer's own output (before the activation):
 
 # %%
 def lsuv_(net, xb, tol=0.01, max_iter=10):
-    """Orthogonal weights, then each Linear/Conv in forward order scaled to mean 0, variance 1 on ``xb``."""
+    """Orthogonal weights, then each Linear/Conv in forward order scaled to variance 1 on ``xb`` (Mishkin & Matas)
+    and shifted to mean 0 through its bias (fast.ai's addition)."""
     init.apply_init(net, "orthogonal", activation="linear")
     for name, layer in init.weighted_layers(net):
         for _ in range(max_iter):
@@ -331,9 +342,11 @@ for activation in ("tanh", "relu"):
 assert all(0.5 < lsuv_var[a, "LSUV"] < 2 for a in ("tanh", "relu"))
 
 # %% [markdown]
-# *Answer.* Near 1 on a new batch too: LSUV measures each layer's gain on data, which is what the derivation of
-# notebook 4 had to assume, and the scale it finds generalizes. It costs one forward pass per layer and iteration,
-# and it does not fix the backward pass or finite-width drift by itself; it is a good start, not a cure.
+# *Answer.* Near 1 on a new batch too (0.998 for tanh, 0.944 for ReLU): LSUV measures each layer's gain on data,
+# which is what the derivation of notebook 4 had to assume, and the scale it finds generalizes. Because it measures
+# this very network, it also removes the forward drift of one finite network that He cannot (ReLU, variance of the
+# last layer: He 0.034 where the theory says 2, LSUV 0.94). It costs one forward pass per layer and iteration,
+# and it sets the forward variance only: nothing in it looks at the gradients.
 #
 # ## 6. Explore: depth, width, $\sigma^2$, activation
 #
@@ -379,8 +392,8 @@ check("05-rescue", fix_init)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def fix_init(net):
-    # orthogonal rows keep |z| = |x| in the first layer too (Var ~ 1), and gain 1 is tanh's linear regime:
-    # the edge of chaos of notebook 9.
+    # orthogonal rows keep |z| = |x| in the first layer too (Var ~ 1, nothing saturated), and gain 1 keeps the
+    # layers after it near tanh's linear regime: the edge of chaos of notebook 9.
     return init.apply_init(net, "orthogonal", activation="tanh", g=1.0)
 
 
@@ -393,11 +406,13 @@ for name, fix in (("xavier", lambda n: init.apply_init(n, "xavier", activation="
 # ## Summary
 #
 # - At initialization, depth turns a per-layer factor into an exponential: fixed scales ($\mathcal N(0,1)$,
-#   $\mathcal N(0, 0.01^2)$) overflow or underflow `float32` within tens of layers; Xavier suits tanh, He and
-#   orthogonal suit ReLU; at depth $\gg$ width even those drift.
+#   $\mathcal N(0, 0.01^2)$) overflow or underflow `float32` within tens of layers; He and orthogonal suit ReLU, but
+#   at depth $\gg$ width even those drift. For deep tanh networks none of the six is right in both passes: Xavier
+#   fades slowly, larger gains keep the forward pass but let the gradient explode.
 # - Look at more than the variance: the initial loss ($\ln 10$ for 10 classes: scale the last layer down), the
 #   fraction of saturated and dead units, the histograms layer by layer.
-# - LSUV measures the scale on data instead of deriving it.
+# - LSUV measures the scale on data instead of deriving it (Mishkin & Matas rescale the variance; fast.ai also
+#   shifts the mean).
 #
 # ## References
 # - X. Glorot and Y. Bengio, *Understanding the difficulty of training deep feedforward neural networks*,
@@ -405,8 +420,9 @@ for name, fix in (("xavier", lambda n: init.apply_init(n, "xavier", activation="
 # - K. He, X. Zhang, S. Ren and J. Sun, *Delving Deep into Rectifiers*, ICCV 2015 (section 2.2).
 # - A. Saxe, J. McClelland and S. Ganguli, *Exact solutions to the nonlinear dynamics of learning in deep linear
 #   neural networks*, ICLR 2014 (orthogonal initialization).
-# - D. Mishkin and J. Matas, *All you need is a good init*, ICLR 2016 (LSUV); fast.ai, *Practical Deep Learning
-#   for Coders* part 2 (2022), lesson 17, notebook `11_initializing`.
+# - D. Mishkin and J. Matas, *All you need is a good init*, ICLR 2016 (LSUV, Algorithm 1: variance only); fast.ai,
+#   *Practical Deep Learning for Coders* part 2 (2022), lesson 17, notebook `11_initializing` (`lsuv_init`: mean and
+#   standard deviation).
 # - A. Karpathy, *Neural Networks: Zero to Hero*, "Building makemore part 3: activations & gradients, BatchNorm"
 #   (2022): the initial loss, saturated tanh units.
 # - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, 2023, section 7.5.
