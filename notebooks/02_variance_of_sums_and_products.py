@@ -238,8 +238,9 @@ print(f"formula {var_exercise:.4f}, Monte Carlo over {N:,} samples {(w * h).sum(
 
 # %% [markdown]
 # The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$ (here it takes the variance from 0.40 to 1.01: the
-# solution prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
-# both, and every initialization in this lecture draws them.
+# solution prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to every unit of the layer, which the
+# next layers see as a correlation between units. Zero-mean weights avoid both, and every initialization in this
+# lecture draws them.
 #
 # ## What to remember
 #
