@@ -253,8 +253,8 @@ for shape in [(1000, 1000), (512, 256, 3, 3)]:
 # $\operatorname{Var}[\partial L/\partial z_k] = (D\sigma^2/2)^{50-k}\,\operatorname{Var}[\partial L/\partial z_{50}]$.
 #
 # Here is the whole computation, forward and backward, written out the way UDL's notebooks 7.2 (backpropagation)
-# and 7.3 (initialization) do it: no autograd, just the chain rule. The backward loop is the forward loop read in reverse, with $W_k^\top$ (as a
-# right-multiplication by $W_k$) and the ReLU's derivative, the 0/1 mask $[z_k > 0]$.
+# and 7.3 (initialization) do it: no autograd, just the chain rule. The backward loop is the forward loop read in
+# reverse, with $W_k^\top$ (as a right-multiplication by $W_k$) and the ReLU's derivative, the 0/1 mask $[z_k > 0]$.
 
 # %%
 def prince_network(sigma2, seed=0, depth=50, width=100, batch=1000, dtype=torch.float32):
