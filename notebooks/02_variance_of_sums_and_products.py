@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/02_variance_of_sums_and_products.ipynb)
 #
 # # 2. Variance of sums and products
@@ -27,7 +27,7 @@
 # Notation: $\mathbb E$ is the expectation, $\mathrm{Var}[x] = \mathbb E[x^2] - \mathbb E[x]^2$,
 # $\mathrm{Cov}(x, y) = \mathbb E[xy] - \mathbb E[x]\mathbb E[y]$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ config.show_banner()
 gen = torch.Generator().manual_seed(0)  # every draw below comes from this generator (CPU, reproducible)
 N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The variance of a sum
 #
 # Expanding the square,
@@ -73,7 +73,7 @@ N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 # > What is $\mathrm{Var}[x + y]$? Do the means matter? And if you forget the covariance of two variables with
 # > correlation 0.8, by how much is your answer off?
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="var-sum"
 # NBVAL_CHECK_OUTPUT
 x = mc.normal(N, gen, mean=1.0, std=2.0)
 y = mc.normal(N, gen, mean=-3.0, std=0.5)
@@ -88,7 +88,7 @@ checks = [
 print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.4
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* $4 + 0.25 = 4.25$: means shift a sum but do not change its spread. Forgetting $2\,\mathrm{Cov} = 1.6$
 # predicts 2 where the truth is 3.6 (the last row).
 #
@@ -100,7 +100,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # counter-example is the simplest dependence there is, $y = x$: $\mathbb E[x \cdot x] = \mathrm{Var}[x] +
 # \mathbb E[x]^2 = 5$, not $\mathbb E[x]^2 = 1$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 e = torch.empty(N, dtype=torch.float64).exponential_(0.5, generator=gen)  # mean 1/0.5 = 2, variance 4
 checks = [
@@ -111,7 +111,7 @@ checks = [
 print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 1
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The variance of a product
 #
 # For independent $x, y$, $\mathbb E[x^2y^2] = \mathbb E[x^2]\,\mathbb E[y^2]$ (step 2 applied to $x^2$ and
@@ -127,7 +127,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # Counter-example: with $y = x \sim \mathcal N(0, \sigma^2)$, $\mathrm{Var}[x \cdot x] = \mathbb E[x^4] -
 # \sigma^4 = 3\sigma^4 - \sigma^4 = 2\sigma^4$: twice the "independent" answer $\sigma^4$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 a = mc.normal(N, gen, std=2.0)  # zero mean, Var 4
 b = mc.normal(N, gen, std=3.0)  # zero mean, Var 9
@@ -143,7 +143,7 @@ print(mc.check_table(checks))
 assert all(c.rel_err < 0.02 for c in checks[:2] + checks[3:4])
 assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. The variance of a sum of $m$ products: one layer
 #
 # Now put 1, 2 and 3 together for one unit $z = \sum_{j=1}^m w_j h_j$, with weights $w_j \sim \mathcal N(0,
@@ -163,7 +163,7 @@ assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 # > $\mathbb E[h^2] = 1/2$ and $\mathrm{Var}[h] = \tfrac12(1 - 1/\pi) \approx 0.34$. Which one gives the right
 # > $\mathrm{Var}[z]$: $20 \cdot 0.09 \cdot 0.5 = 0.9$ or $20 \cdot 0.09 \cdot 0.34 = 0.61$?
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="one-layer-var"
 # NBVAL_CHECK_OUTPUT
 m, sigma_w = 20, 0.3
 s_gauss = mc.sum_of_products(N, m, sigma_w, lambda z: 2.0 * z, gen)
@@ -177,7 +177,7 @@ checks = [
 print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.3
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* 0.9: the weight has zero mean, so the input's **second moment** counts (step 3); the variance-only
 # formula predicts 0.61 (the last row).
 #
@@ -186,7 +186,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # Random independent weights are what make the sum grow like $m$ and make $\sigma_w^2 = 1/m$ the right scale.
 # The figure shows both regimes for $m$ from 1 to 256 ($10^4$ draws per point, for speed).
 
-# %%
+# %% tags=["slides-output-only"] slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Log-log plot of the variance of a sum of m products of unit-variance factors against m, from 1 to 256: independent terms (circles) follow the line m, identical terms (squares) the line m squared. Independent terms add their variances, so a layer's output variance grows linearly with its fan-in, which is why the weight variance must shrink as 1 over fan-in."}} anchor="sum-of-m-products"
 ms = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 independent, identical = [], []
 for mm in ms:
@@ -205,7 +205,7 @@ ax.set(xlabel="number of terms m (fan-in)", ylabel=r"Var$[\sum_j w_j h_j]$",
 ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: a layer with a non-zero-mean weight
 #
 # Step 4 assumed zero-mean weights. Suppose a (badly initialized) layer draws $w_j \sim \mathcal N(\mu, \sigma_w^2)$
@@ -213,7 +213,7 @@ plt.show()
 # Using steps 1 and 3 (each term $w_j h_j$ is a product of independent variables; the $m$ terms are independent),
 # write $\mathrm{Var}[\sum_j w_j h_j]$ as a number. The cell checks it against $10^6$ Monte Carlo samples.
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 from lecture_utils.exercises import check
 
 mu, sw, m_ex = 0.05, 0.3, 20
@@ -226,13 +226,13 @@ measured_var = (w * h).sum(dim=1).var().item()
 check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02,
       hint="Var[wh] = Var w Var h + Var w E[h]^2 + Var h E[w]^2, then times m")
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 # Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
 var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
 print(f"formula {var_exercise:.4f}, Monte Carlo {measured_var:.4f}")
 check(var_exercise, measured_var, "Var of a sum of products with a non-zero-mean weight", rtol=0.02)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$; worse, it adds a *common* shift $\mu \sum_j h_j$ to
 # every unit of the layer, which the next layers see as a correlation between units. Zero-mean weights avoid
 # both, and every initialization in this lecture draws them.
