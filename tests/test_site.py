@@ -121,6 +121,8 @@ def built_site(tmp_path_factory) -> Path:
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for word in ("ERROR", "WARNING", "invalid"):  # Sphinx, nbformat and nbconvert report problems without failing
+        assert word not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
     return out
 
 

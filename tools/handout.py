@@ -61,7 +61,8 @@ def stage(notebooks_dir: Path, src: Path) -> list[str]:
     names = []
     for name, _title, nb in site.staged_notebooks(notebooks_dir):
         for cell in nb.cells:  # a static page cannot run a widget; on paper the note about it is noise
-            cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("data") != {"text/markdown": site.LIVE_ONLY_NOTE}]
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.outputs if o.get("data") != {"text/markdown": site.LIVE_ONLY_NOTE}]
         nbformat.write(nb, src / f"{name}.ipynb")
         names.append(name)
     template = (SITE / "index.md").read_text()
