@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/02_variance_of_sums_and_products.ipynb)
 #
 # # 2. Variance of sums and products
@@ -27,7 +27,7 @@
 # Notation: $\mathbb E$ is the expectation, $\mathrm{Var}[x] = \mathbb E[x^2] - \mathbb E[x]^2$,
 # $\mathrm{Cov}(x, y) = \mathbb E[xy] - \mathbb E[x]\mathbb E[y]$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -44,7 +44,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -60,7 +60,7 @@ config.show_banner()
 gen = torch.Generator().manual_seed(0)  # every draw below comes from this generator (CPU, reproducible)
 N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The variance of a sum
 #
 # Every unit of a network adds up many random terms. How does the spread of a sum depend on the spreads of its
@@ -70,7 +70,7 @@ N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 # > $\mathrm{Var}[x + y]$ equal to $(2 + 0.5)^2$, to $2^2 + 0.5^2$, or to something else? Do the means matter? And
 # > for $u, v$ with unit variances and correlation 0.8: is $\mathrm{Var}[u + v]$ equal to 2, more, or less?
 
-# %%
+# %% anchor="var-sum" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 x = mc.normal(N, gen, mean=1.0, std=2.0)
 y = mc.normal(N, gen, mean=-3.0, std=0.5)
@@ -85,7 +85,7 @@ checks = [
 print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 0.4
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* $2^2 + 0.5^2 = 4.25$ (the first row): means shift a sum but do not change its spread. The correlated
 # pair has 3.6, more than 2 (the last two rows). Why: expanding the square,
 # $$\mathrm{Var}[x + y] = \mathbb E[(x - \mathbb E x + y - \mathbb E y)^2]
@@ -102,7 +102,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # counter-example is the simplest dependence there is, $y = x$: $\mathbb E[x \cdot x] = \mathrm{Var}[x] +
 # \mathbb E[x]^2 = 5$, not $\mathbb E[x]^2 = 1$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 e = torch.empty(N, dtype=torch.float64).exponential_(0.5, generator=gen)  # mean 1/0.5 = 2, variance 4
 checks = [
@@ -113,7 +113,7 @@ checks = [
 print(mc.check_table(checks))
 assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_err > 1
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The variance of a product
 #
 # For independent $x, y$, $\mathbb E[x^2y^2] = \mathbb E[x^2]\,\mathbb E[y^2]$ (step 2 applied to $x^2$ and
@@ -126,7 +126,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # Counter-example: with $y = x \sim \mathcal N(0, \sigma^2)$, $\mathrm{Var}[x \cdot x] = \mathbb E[x^4] -
 # \sigma^4 = 3\sigma^4 - \sigma^4 = 2\sigma^4$: twice the "independent" answer $\sigma^4$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 a = mc.normal(N, gen, std=2.0)  # zero mean, Var 4
 b = mc.normal(N, gen, std=3.0)  # zero mean, Var 9
@@ -142,7 +142,7 @@ print(mc.check_table(checks))
 assert all(c.rel_err < 0.02 for c in checks[:2] + checks[3:4])
 assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. The variance of a sum of $m$ products: one layer
 #
 # Now put 1, 2 and 3 together for one unit $z = \sum_{j=1}^m w_j h_j$, with weights $w_j \sim \mathcal N(0,
@@ -157,7 +157,7 @@ assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 # > $20 \cdot 0.09 \cdot 0.34 = 0.61$, $20 \cdot 0.09 \cdot 0.5 = 0.9$, or something else? Does the mean of the
 # > inputs matter when the weights have mean zero?
 
-# %%
+# %% anchor="one-layer-var" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 m, sigma_w = 20, 0.3
 s_gauss = mc.sum_of_products(N, m, sigma_w, lambda z: 2.0 * z, gen)
@@ -190,7 +190,7 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # Random independent weights are what make the sum grow like $m$ and make $\sigma_w^2 = 1/m$ the right scale.
 # The figure shows both regimes for $m$ from 1 to 256 ($10^4$ draws per point, for speed).
 
-# %%
+# %% anchor="sum-of-m-products" mystnb={"image": {"alt": "Log-log plot of the variance of a sum of m products of unit-variance factors against m, from 1 to 256: independent terms (circles) follow the line m, identical terms (squares) the line m squared. Independent terms add their variances, so a layer's output variance grows linearly with its fan-in, which is why the weight variance must shrink as 1 over fan-in."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 ms = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 independent, identical = [], []
 for mm in ms:
@@ -209,7 +209,7 @@ ax.set(xlabel="number of terms m (fan-in)", ylabel=r"Var$[\sum_j w_j h_j]$",
 ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: a layer with a non-zero-mean weight
 #
 # Step 4 assumed zero-mean weights. Suppose a (badly initialized) layer draws $w_j \sim \mathcal N(\mu, \sigma_w^2)$
@@ -227,7 +227,7 @@ var_exercise = ...  # TODO: Var[sum_j w_j h_j], a formula in mu, sw, m_ex and re
 
 check("02-nonzero-mean", var_exercise)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 # Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
 var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
 check("02-nonzero-mean", var_exercise)
@@ -236,7 +236,7 @@ h = torch.relu(torch.randn(N, m_ex, generator=gen, dtype=torch.float64))
 print(f"formula {var_exercise:.4f}, Monte Carlo over {N:,} samples {(w * h).sum(dim=1).var().item():.4f}; "
       f"without the mu term {m_ex * sw**2 * relu['second']:.4f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The mean of the weights adds $m\,\mu^2\,\mathrm{Var}[h]$ (here it takes the variance from 0.40 to 1.01: the
 # solution prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to every unit of the layer, which the
 # next layers see as a correlation between units. Zero-mean weights avoid both, and every initialization in this

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/03_relu_halving_and_gains.ipynb)
 #
 # # 3. ReLU halving and gains
@@ -26,7 +26,7 @@
 # (`torch.nn.init.calculate_gain`) with measured ones: for ReLU, leaky ReLU and linear they are exact; for
 # tanh and sigmoid they are forward-pass conventions, and the backward pass tells a different story.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -61,7 +61,7 @@ config.small_layer_threads()  # small matrices: one CPU thread is as fast, and s
 gen = torch.Generator().manual_seed(0)  # every random draw below comes from this generator
 N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. What ReLU does to the second moment
 #
 # Let $z \sim \mathcal N(0, \sigma^2)$, the pre-activation of a unit. The ReLU keeps $z$ where it is positive and
@@ -72,7 +72,7 @@ N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 # > $\mathrm{Var}[\mathrm{ReLU}(z)]$ the same number as $\mathbb E[\mathrm{ReLU}(z)^2]$? And when $\sigma$ goes
 # > from 1 to 3, do the mean, the second moment and the variance of $\mathrm{ReLU}(z)$ grow by 3 or by 9?
 
-# %%
+# %% anchor="relu-halves" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 checks = []
 for sigma in (1.0, 3.0):
@@ -106,7 +106,7 @@ assert all(c.rel_err < 0.01 for c in checks)
 # The picture: the ReLU keeps the positive half of the bell and sends the negative half to 0, so half of
 # the probability mass (and, by symmetry, half of $\mathbb E[z^2]$) is gone.
 
-# %%
+# %% mystnb={"image": {"alt": "Histogram of a standard normal z and of ReLU(z): ReLU keeps the positive half of the bell and puts the other half (probability 0.500) at exactly 0. The root mean square drops from 1.00 to 0.71, that is 1 over root 2: ReLU halves the second moment, the factor 2 in He's initialization."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 z = mc.normal(N, gen)
 r = torch.relu(z)
 fig, ax = plt.subplots(figsize=(7, 4))
@@ -127,7 +127,7 @@ ax.set_ylim(0, 0.6)
 ax.legend(fontsize=8, loc="upper right")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Gains: what torch recommends and what we measure
 #
 # With $\mathrm{Var}[w] = g^2/\text{fan-in}$ and $z \sim \mathcal N(0,1)$, the next pre-activation has variance
@@ -140,7 +140,7 @@ plt.show()
 # > **Predict, then run.** torch recommends $5/3 \approx 1.67$ for tanh and 1 for sigmoid. Is tanh's exact
 # > forward gain larger or smaller than 1, and is torch's 5/3 above or below it? And sigmoid's exact gain: near 1?
 
-# %%
+# %% anchor="gains" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 z = mc.normal(N, gen)
 rows = [("linear", None), ("relu", None), ("leaky_relu", 0.01), ("leaky_relu", 0.2), ("tanh", None),
@@ -159,7 +159,7 @@ for name, param in rows:
     assert ours == torch_g
     assert abs(measured / quad - 1) < 0.01  # Monte Carlo agrees with the quadrature
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* tanh squashes its input, so $\mathbb E[\tanh(z)^2] < 1$ and its exact forward gain is **above** 1:
 # 1.59, a little below torch's 5/3. Sigmoid's is 1.85, far from torch's 1: its outputs sit around 1/2, and a gain
 # of 1 shrinks the second moment of the next pre-activation.
@@ -189,7 +189,7 @@ for name, param in rows:
 # > with depth), below 1 (they vanish), or 1? For sigmoid, $\sigma'(z) = \sigma(z)(1-\sigma(z)) \le 1/4$ everywhere:
 # > what bound on $\chi$ does that give, and up to which gain is $\chi$ certainly below 1?
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 GAINS = {"relu": {"torch = exact": init.gain("relu")},  # the gain to try per activation, by where it comes from
          **{n: {"torch": init.gain(n), "forward-exact": exact_gains[n]} for n in ("tanh", "sigmoid")}}
@@ -204,7 +204,7 @@ for name, gains in GAINS.items():
 q4 = theory.fixed_point("sigmoid", 4.0)  # sigmoid with a much larger gain
 print(f"sigmoid with g = 4: fixed point {q4:.3g}, chi {theory.backward_factor('sigmoid', 4.0, q4):.2f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* tanh with $g = 5/3$: $\chi \approx 1.21$, so the gradient **grows** by about $1.21^{50} \approx
 # 10^4$ over 50 layers going down, while the forward pass sits quietly at its fixed point. Sigmoid with $g = 1$:
 # $\chi \approx 0.056$, the gradient **vanishes** by $10^{-63}$ over 50 layers; since $\sigma' \le 1/4$,
@@ -215,7 +215,7 @@ print(f"sigmoid with g = 4: fixed point {q4:.3g}, chi {theory.backward_factor('s
 # (`lecture_utils.montecarlo.deep_stack`, in float64 so that a vanishing gradient is measured, not flushed to 0),
 # against the infinite-width recurrence (`lecture_utils.theory.recurrence`) and $\chi^{49}$:
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 DEPTH, WIDTH, BATCH = 50, 256, config.pick(256, 512)
 stacks, lines = {}, {}
 for name, gains in GAINS.items():
@@ -224,7 +224,7 @@ for name, gains in GAINS.items():
         rec = theory.recurrence(DEPTH, WIDTH, g**2 / WIDTH, name, in_mean_square=theory.mean_square(name, 1.0))
         lines[(name, kind)] = [1.0, *rec.pre.tolist()]
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 print(f"{'activation':<8} {'gain':>19}  {'Var[z_50] theory':>16} {'measured':>9}   "
       f"{'grad ratio layer 1/50: chi^49':>29} {'measured':>9}")
 spread = math.sqrt(theory.log_norm_spread(DEPTH, WIDTH))  # std of log Var for one ReLU network (notebook 4)
@@ -239,7 +239,7 @@ for (name, kind), (fwd, bwd) in stacks.items():
 tanh_ratio = (stacks[("tanh", "torch")][1][1] / stacks[("tanh", "torch")][1][-1]).item()
 assert tanh_ratio > 100 and (stacks[("sigmoid", "torch")][1][1] / stacks[("sigmoid", "torch")][1][-1]).item() < 1e-20
 
-# %%
+# %% anchor="gains-at-depth" mystnb={"image": {"alt": "Two panels over 50 layers of width 256. Left, forward pre-activation variance: tanh and sigmoid settle at their predicted fixed points and ReLU with gain root 2 wanders around 1. Right, backward gradient on a log scale: ReLU with root 2 stays level, tanh with torch's gain 5/3 grows by about four orders of magnitude towards layer 1, and sigmoid with gain 1 vanishes by some 60 orders: the recommended gains balance the forward pass, not always the backward one."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
 for i, (name, gains) in enumerate(GAINS.items()):
     for kind, style in zip(gains, ("-", "--"), strict=False):
@@ -255,7 +255,7 @@ axes[1].set(xlabel="layer k", ylabel=r"$E[(\partial L/\partial z_k)^2]$",
 fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=8)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the right panel from layer 50 down to layer 1, the direction back-propagation travels: ReLU with
 # $\sqrt2$ stays level, tanh climbs by four orders of magnitude, and sigmoid falls by 62 orders of magnitude with
 # torch's gain (40 with its forward-exact gain; the `measured` column above). On the left, the forward variance
@@ -264,12 +264,12 @@ plt.show()
 # For ReLU nothing saturates, so **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt2$,
 # yet over 50 layers:
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 g_mc = round(measured_gains["relu"], 3)
 print(f"({g_mc}^2 / 2)^50 = {(g_mc**2 / 2) ** 50:.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # And one random network of width 256, even with the exact gain, ends visibly away from 1 (the ReLU curve on the
 # left wanders off its dotted line and ends at 1.8, the table above): the variance of a single network is a
 # product of 50 random per-layer factors, a random walk in log scale whose standard deviation is about
@@ -296,7 +296,7 @@ def leaky_chi(a, g):
 check("03-leaky-gain", leaky_gain)
 check("03-leaky-chi", leaky_chi)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 # Solution: E[f(z)^2] = 1/2 + a^2/2 (half the mass has slope 1, half slope a), and f'(z)^2 averages to the same,
 # so chi = g^2 (1 + a^2) / 2, which is 1 at the forward gain: for (leaky) ReLU one gain keeps both passes,
 # unlike tanh and sigmoid.
@@ -312,7 +312,7 @@ check("03-leaky-gain", leaky_gain)
 check("03-leaky-chi", leaky_chi)
 print("chi at the forward gain:", {a: round(leaky_chi(a, leaky_gain(a)), 12) for a in (0.0, 0.01, 0.2, 0.5)})
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to remember
 #
 # - For $z \sim \mathcal N(0,\sigma^2)$: $\mathbb E[\mathrm{ReLU}(z)^2] = \sigma^2/2$ and $\mathrm{Var}[\mathrm{ReLU}(z)]

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/04_xavier_and_he.ipynb)
 #
 # # 4. Xavier and He initialization
@@ -34,7 +34,7 @@
 #
 # Notebook 5 takes the same question to depths from 2 to 1000 layers.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -51,7 +51,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -69,7 +69,7 @@ config.show_banner()
 config.seed_everything(0)
 n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as fast, and steady on a busy machine
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 0. Why random? Symmetry
 #
 # Why not start every weight at 0, or at one well-chosen constant? Take a 2-layer MLP (20 inputs, 16 hidden ReLU
@@ -78,7 +78,7 @@ n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as 
 # > **Predict, then run.** After 100 steps of SGD from constant weights 0.1, how many *different* rows (hidden
 # > units) does the first layer have? And from all-zero weights, how far has the first layer moved?
 
-# %%
+# %% anchor="symmetry" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 def symmetric_run(value: float, steps: int = 100, seed: int = 0) -> tuple[int, float]:
     """Train a 2-layer MLP (20 -> 16 -> 3) whose weights all start at ``value``; return the number of distinct
@@ -104,7 +104,7 @@ for value in (0.1, 0.0):
     print(f"all weights {value}: {distinct} distinct hidden unit(s) of 16, first layer moved by {moved:.3g}")
 assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* One: the 16 units moved (by 0.116 in all, against a norm of $0.1\sqrt{320} \approx 1.79$ at the start)
 # but in lockstep. Every hidden unit computes the same function of the input, receives the same gradient (the
 # chain rule treats them alike), takes the same step, and stays the same: the 16 units are one unit, copied.
@@ -159,7 +159,7 @@ assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
 # Lecture notes often write He's rule as $\mathcal N(0, \sqrt{2/n})$ meaning the standard deviation; pass
 # `std=math.sqrt(2 / n)`, never `std=2 / n`. The slip is silent, and it compounds:
 
-# %%
+# %% anchor="variance-vs-std" slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 n = 256
 for label, std in (("std = sqrt(2/n)  (right)", math.sqrt(2 / n)), ("std = 2/n        (the slip)", 2 / n)):
@@ -168,12 +168,12 @@ for label, std in (("std = sqrt(2/n)  (right)", math.sqrt(2 / n)), ("std = 2/n  
     print(f"{label}: Var[w] = {float(w.var()):.2e}, ReLU layer factor n Var[w] / 2 = {factor:.3f}, "
           f"over 50 layers: {factor**50:.2g}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The right call keeps the factor at 1 (0.997 for this draw); the slip (variance $4/n^2$ instead of $2/n$) multiplies
 # the mean square by $2/n \approx 0.008$ per layer, $4\cdot10^{-106}$ over 50 layers: a dead network that looks
 # correctly initialized.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 layers = [nn.Linear(300, 200), nn.Conv1d(16, 32, 5), nn.Conv2d(3, 64, 3), nn.Conv2d(64, 128, (3, 5))]
 print(f"{'layer':<40} {'ours (fan_in, fan_out)':>24} {'torch.nn.init':>16}")
@@ -182,11 +182,11 @@ for layer in layers:
     assert ours == theirs
     print(f"{str(layer):<40} {str(ours):>24} {str(theirs):>16}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The $\sqrt 3$ against the slip $3$: draw a million values from each uniform and measure the standard
 # deviation in units of the $\sigma$ we wanted.
 
-# %%
+# %% anchor="uniform-bound" slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 g = torch.Generator().manual_seed(0)
 sigma = li.xavier_std(256, 256)
@@ -197,7 +197,7 @@ for name, a in [("sqrt(3) * sigma (correct)", math.sqrt(3) * sigma), ("3 * sigma
         f"{float(u.var()) / sigma**2:.2f}"
     )
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Our init functions agree with `torch.nn.init`
 #
 # `lecture_utils.init` implements the formulas above (read its source: a few lines each). On tensors with
@@ -205,7 +205,7 @@ for name, a in [("sqrt(3) * sigma (correct)", math.sqrt(3) * sigma), ("3 * sigma
 # formula, and for the uniform schemes the largest $|w|$ must be within 1% of the bound
 # (`tests/test_init.py` checks the same, and fans and gains, on every push).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 pairs = [
     ("xavier_normal", {"nonlinearity": "linear"}, nn.init.xavier_normal_, {}),
@@ -237,7 +237,7 @@ for shape in [(1000, 1000), (512, 256, 3, 3)]:
             + f"  {ok}"
         )
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Prince's figure: 50 ReLU layers, five weight variances
 #
 # The set-up of Prince, *Understanding Deep Learning* (MIT Press, 2023), Figure 7.7 (the lecture's source
@@ -256,7 +256,7 @@ for shape in [(1000, 1000), (512, 256, 3, 3)]:
 # and 7.3 (initialization) do it: no autograd, just the chain rule. The backward loop is the forward loop read in
 # reverse, with $W_k^\top$ (as a right-multiplication by $W_k$) and the ReLU's derivative, the 0/1 mask $[z_k > 0]$.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 def prince_network(sigma2, seed=0, depth=50, width=100, batch=1000, dtype=torch.float32):
     """Prince's Fig. 7.7 network, forward and backward by hand.  Returns E[h_k^2] and Var[dL/dz_k] for
     k = 1..depth, and everything computed on the way (weights, z_k, dL/dz_k)."""
@@ -296,13 +296,13 @@ assert all(torch.allclose(a.grad, b) for a, b in zip(z_auto, small["dzs"], stric
 print("hand-written backward pass == autograd")
 
 
-# %% [markdown]
+# %% [markdown] anchor="prince-predict" slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** In `float32` (max $3.4\cdot10^{38}$, smallest subnormal $1.4\cdot10^{-45}$), which of
 # > the five $\sigma^2$ survive 50 layers? For $\sigma^2 = 1$ the factor is $D\sigma^2/2 = 50$ per layer: at which
 # > layer does it overflow? For $\sigma^2 = 0.001$ the gradient shrinks by $0.05$ per layer going down: does it
 # > reach layer 1?
 
-# %%
+# %% anchor="prince-float32" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 SIGMA2 = (0.001, 0.01, 0.02, 0.1, 1.0)
 print(f"{'sigma^2':>7} {'D sigma^2/2':>11}  float32, one network")
@@ -330,7 +330,7 @@ for s2 in SIGMA2:
 # And since one network is one random draw (section 4 shows how much they differ), each curve is the
 # **median over 8 networks**: the typical network, not a lucky or unlucky one.
 
-# %%
+# %% anchor="prince-figure" mystnb={"image": {"alt": "Two panels after Prince's Figure 7.7: 50 ReLU layers of width 100 with weight variance 0.001, 0.01, 0.02, 0.1 and 1, the median of 8 networks on a log scale, each with its theory dashed. Forward (left) and backward (right), each variance gives a straight line whose slope is the predicted factor D sigma squared over 2 per layer, from vanishing (0.001, down to 1e-70) to exploding (1, up to 1e85); only He's 0.02 stays level in both directions."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 N_NETS = config.pick(4, 8)
 curves_f, curves_b = {}, {}
 for s2 in SIGMA2:
@@ -348,7 +348,7 @@ figures.plot_profiles(curves_b, ax=axes[1], ylabel=r"Var$[\partial L/\partial z_
 fig.suptitle(f"Prince, UDL Fig. 7.7: 50 ReLU layers of width 100, median of {N_NETS} networks (float64)")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 he_f = curves_f[next(k for k in curves_f if "0.02" in k)][0]
 he_b = curves_b[next(k for k in curves_b if "0.02" in k)][0]
 print(f"He (sigma^2 = 0.02), median network: E[h_50^2] = {he_f[-1]:.2f} (theory 1), "
@@ -359,7 +359,7 @@ print("slope of log E[h_k^2] per layer, median network (theory log(D sigma^2 / 2
 for s2, slope in slopes.items():
     assert abs(slope - math.log(theory.relu_growth(100, s2))) < 0.05, (s2, slope)  # the slopes follow the theory
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Reading the figure.** On a log scale every layer adds $\log(D\sigma^2/2)$ to the curve, from
 # $\times 0.05$ per layer ($\sigma^2 = 0.001$) to $\times 50$ ($\sigma^2 = 1$): the measured slopes match the
 # theory (the cell above prints them, and checks each to within 0.05 in $\log$ per layer). Only He's
@@ -376,7 +376,7 @@ for s2, slope in slopes.items():
 # > **Predict, then run.** For 40 He networks of width 100, is the median $E[h_{50}^2]$ above 1, below 1, or
 # > at 1? And the plain average over the 40 networks?
 
-# %%
+# %% anchor="he-random-walk" mystnb={"image": {"alt": "The mean square of the activations per layer for 40 He-initialized ReLU networks of width 100 (thin lines), on a log scale, with their mean, their median and the theory's value 1. The individual networks spread out like a random walk in log scale, over about three orders of magnitude by layer 50; the mean stays near 1 but the median, the typical network, ends near 0.26: He's variance is right on average, not for every network."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 n_nets = config.pick(12, 40)
 ms = np.array([prince_network(0.02, seed=s, batch=64, dtype=torch.float64)["forward"] for s in range(n_nets)])
 k = np.arange(1, 51)
@@ -396,7 +396,7 @@ print(f"layer 50 over {n_nets} networks: mean {ms[:, -1].mean():.2f}, median {np
       f"mean of log {log_l50.mean():.2f} (theory -5L/(2D) = {-spread / 2:.2f})")
 assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The median network ends **below** 1 (0.26 in the printed line): since $\mathbb E[\log r] < \log
 # \mathbb E[r]$ (Jensen), the *typical* network sits below the theory line, by about half the variance of the log
 # (theory $-1.25$, measured $-1.22$); the spread of $\log$ matches $\sqrt{5L/D}$ (1.52 against 1.58). The plain
@@ -422,7 +422,7 @@ def xavier_uniform_bound(fan_in, fan_out):
 check("04-he-std", he_std)
 check("04-xavier-bound", xavier_uniform_bound)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def he_std(fan_in):
     return math.sqrt(2.0 / fan_in)
 
@@ -434,7 +434,7 @@ def xavier_uniform_bound(fan_in, fan_out):
 check("04-he-std", he_std)
 check("04-xavier-bound", xavier_uniform_bound)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
 # | | weight variance | keeps constant | uniform bound |

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/08_deep_networks_training.ipynb)
 #
 # # 8. Deep networks: does initialization decide whether they learn?
@@ -36,7 +36,7 @@
 # Figure 3 (300 for 100 layers), 30 for the ladder. Quick-mode curves are short: read them for the ordering, not
 # for final accuracies.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -53,7 +53,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -67,7 +67,7 @@ config.show_banner(data.source_line())
 config.seed_everything(0)
 n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faster than two
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
 x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, N_VAL)
 val_loader = data.TensorLoader(x_val, y_val, batch_size=1000, shuffle=False)
@@ -91,7 +91,7 @@ def tail_loss(r, k=50):
     return float(np.mean(r.step_loss[-k:]))
 
 
-# %% [markdown]
+# %% [markdown] anchor="he-fig3-predict" slideshow={"slide_type": "slide"}
 # ## 1. He et al. (2015), Figure 3: Xavier stalls, He learns
 #
 # A plain MLP $h_{k+1} = \mathrm{ReLU}(W_k h_k)$ of width $n$. ReLU halves the second moment (notebook 3), so with
@@ -105,7 +105,7 @@ def tail_loss(r, k=50):
 # > **Predict, then run.** Which of the three 30-layer networks leaves the plateau at $\ln 10$ within 1000 steps?
 # > And at 100 layers, does He still learn?
 
-# %%
+# %% anchor="he-fig3-runs" slideshow={"slide_type": "skip"}
 FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comparison needs this budget
 fig3 = {}
 for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xavier"), (100, "he")]:
@@ -113,7 +113,7 @@ for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xav
     steps = FIG3_STEPS if depth == 30 else 300  # 100 layers: a slower step and a shorter budget
     fig3[f"{depth} layers, {init_name}"] = run(net, steps, LR, name=f"{depth} layers, {init_name}")
 
-# %%
+# %% anchor="he-fig3" mystnb={"image": {"alt": "Two panels after He et al.'s Figure 3: training loss (left) and validation accuracy (right) over 1,000 SGD steps of plain ReLU MLPs of 30 and 100 layers initialized with PyTorch's default, Xavier and He. Only the 30-layer He network leaves the chance level, with the loss falling from 2.3 to about 1.9 and accuracy reaching about 25%; the default and Xavier networks stay at ln 10 and 10%, and at 100 layers (300 steps) neither Xavier nor He leaves the plateau: He's factor 2 is what lets 30 layers learn, but it does not by itself make 100 layers trainable."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 colors = {"default": "C2", "xavier": "C3", "he": "C0"}
 styles = {k: {"color": colors[k.split(", ")[1]], "ls": "-" if k.startswith("30") else "--",
               "marker": {"default": "s", "xavier": "^", "he": "o"}[k.split(", ")[1]], "markevery": 0.1, "ms": 5}
@@ -127,13 +127,13 @@ for name, r in fig3.items():
     print(f"{name:>18}: Var[dL/dW_1] at step 0 {r.grad0[0]:8.2g}; loss over the last 50 steps {tail_loss(r):.3f}; "
           f"val acc {r.final_val_acc:.3f} (best {max(r.column('val_acc')):.3f})")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 for init_name in ("xavier", "default"):  # at 30 layers: He moves off the plateau, Xavier and the default do not
     assert tail_loss(fig3["30 layers, " + init_name]) > CHANCE_LOSS - 0.05
     assert tail_loss(fig3["30 layers, he"]) < tail_loss(fig3["30 layers, " + init_name]) - 0.05
     assert fig3["30 layers, he"].grad0[0] > 1e6 * fig3["30 layers, " + init_name].grad0[0]
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* At 30 layers only He: its training loss over the last 50 steps is 1.907 and its validation accuracy
 # 23.5%, while Xavier and the default sit on the plateau at $\ln 10 = 2.303$ (validation accuracy 9.6%, chance) for
 # the whole budget, as in the paper. The printed step-0 variances say why: the first layer's gradient under Xavier
@@ -153,7 +153,7 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
 # > **Predict, then run.** In the 2-layer MLP, does the initialization matter at all after 150 steps? And in the
 # > 4-layer CNN?
 
-# %%
+# %% anchor="training-ladder-runs" slideshow={"slide_type": "skip"}
 LADDER_STEPS = config.pick(30, 150)
 RUNGS = {"MLP, 2 layers": ("mlp", 2, 64, 64, LADDER_STEPS), "CNN, 4 layers": ("cnn", 4, 8, 64, LADDER_STEPS),
          "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(10, 20))}
@@ -166,7 +166,7 @@ for rung, (arch, depth, width, batch, steps) in RUNGS.items():
         ladder[rung, cfg] = run(net, steps, LR, batch=batch, name=f"{rung}, {cfg}", eval_every=steps)
 print(f"{len(ladder)} runs, {sum(r.seconds for r in ladder.values()):.0f} s of training")
 
-# %%
+# %% anchor="training-ladder" mystnb={"image": {"alt": "Two heat maps over a ladder of networks (2-layer MLP, 4-layer CNN, 100- and 1000-layer MLPs) and five initializations (default, Xavier, He, orthogonal, He with BatchNorm). Left, validation accuracy on CIFAR-10 after 150 steps, written in each cell: about 40% for every initialization at 2 layers, at most 25% for the CNN, near chance for 100 and 1000 layers except orthogonal (18%) at 100, and a diverged run for He with BatchNorm at 1000. Right, the first layer's gradient variance at step 0, from about 1e-4 at 2 layers down to 1e-84 and exactly 0 at depth, with overflow for He with BatchNorm at 1000 layers: depth, not initialization alone, decides whether a plain network can learn."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 acc = np.array([[ladder[r, c].final_val_acc for c in CONFIGS] for r in RUNGS])
 gvar = np.array([[ladder[r, c].grad0[0] for c in CONFIGS] for r in RUNGS])
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.4), layout="constrained")
@@ -179,7 +179,7 @@ for rung in RUNGS:
     print(f"{rung:<17} " + "  ".join(f"{c} {ladder[rung, c].final_val_acc:.1%}" if not ladder[rung, c].diverged
                                      else f"{c}: {ladder[rung, c].where()}" for c in CONFIGS))  # fmt: skip
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 g = {c: ladder["MLP, 100 layers", c].grad0[0] for c in CONFIGS}
 assert g["default"] < 1e-30 and g["xavier"] < 1e-20 < g["he"]  # vanishing with the too-small variances
 assert g["he + BN"] > 100 * g["he"]  # BatchNorm in a deep plain net: the gradient explodes at init (Yang et al. 2019)
@@ -187,7 +187,7 @@ assert max(ladder["MLP, 2 layers", c].final_val_acc for c in CONFIGS) > 0.2
 assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 1000 layers", c].diverged
            for c in ("default", "xavier", "he"))  # fmt: skip
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Hardly in the 2-layer MLP: every initialization ends within a few points of the others (the printed
 # lines). In the 4-layer CNN it already does: PyTorch's default is lowest and He + BatchNorm highest.
 #
@@ -225,13 +225,13 @@ ratio_prediction = ...  # TODO: a number, from the theory (no measurements)
 
 check("08-gradient-gap", ratio_prediction)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 ratio_prediction = 2.0**28  # x1/2 per layer, from hidden layer 29 down to hidden layer 1: 28 factors
 check("08-gradient-gap", ratio_prediction)
 measured_ratio = fig3["30 layers, he"].grad0[0] / fig3["30 layers, xavier"].grad0[0]
 print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g} (2^{math.log2(measured_ratio):.1f})")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A remark on the *other* layers: in a network of equal widths, $\operatorname{Var}[\partial L/\partial W_k]$ is
 # about the **same for every hidden layer** $k$, with any of these initializations (print
 # `fig3["30 layers, xavier"].grad0`): going up one layer, the gradient arriving from above gains the factor 2 that

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/09_thousand_layers.ipynb)
 #
 # # 9. A thousand plain layers that learn
@@ -33,7 +33,7 @@
 # 70 s at 1000 layers and 10 s at 100 layers on 2 CPU cores), 50 steps for each standard initialization. Quick
 # mode (CI): 4,000 images and 100 steps: the curves only start.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -50,7 +50,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -66,7 +66,7 @@ config.show_banner(data.source_line())
 config.seed_everything(0)
 n_threads = config.small_layer_threads()  # 1000 layers of width 32: per-operation overhead, one thread is fastest
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 N_TRAIN = config.pick(4000, None)  # None: all 45,000 training images
 x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, None)
 x_test, y_test = data.load_split_tensors("test")
@@ -75,7 +75,7 @@ test_loader = data.TensorLoader(x_test, y_test, 1000, shuffle=False)
 DEPTH, WIDTH = 1000, 32
 print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tuple(x_test.shape)}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"} anchor="he-forgets-predict"
 # ## 1. Why He fails at 1000 layers of width 32
 #
 # He's variance is exact *on average over random networks*. One network of finite width $n$ multiplies the squared
@@ -92,7 +92,7 @@ print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tup
 # > **Predict, then run.** For a 1000-layer He network of width 32, is the cosine similarity between the last hidden
 # > vectors of two *different* images closer to 0 (unrelated), or to 1 (identical)?
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="he-forgets-input"
 SLOPE = theory.tailored_slope(DEPTH, WIDTH, c=0.5)
 nets0 = {"He (ReLU)": models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init="he"),
          f"orthogonal, leaky ReLU a = {SLOPE:.3f}": models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE)}  # fmt: skip
@@ -111,7 +111,7 @@ for name, net in nets0.items():
 he_cos = prop["He (ReLU)"]["cosine"][~np.eye(len(xs), dtype=bool)].mean()
 assert he_cos > 0.99 and prop[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]["log10_jacobian_sv"][-1] > -3
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Identical, to three digits: with ReLU, every layer makes the hidden vectors of different inputs a little
 # more alike, and after 1000 layers they all point the same way. The He network has forgotten which image it was
 # given before the signal reaches the classifier, and its signal is some twenty decades below the input. It computes
@@ -144,7 +144,7 @@ assert he_cos > 0.99 and prop[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]["log10_
 # checked here against the plain `nn.Sequential` of `Linear` and `LeakyReLU` layers, and faster (the printed times;
 # a full training step, optimizer included, about twice as fast on this machine's CPU):
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 net = nets0[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]
 seq = net.to_sequential()  # flatten, fc1, act1, fc2, ..., act999, head: the textbook network
 xb, yb = x_train[:128], y_train[:128]
@@ -162,7 +162,7 @@ assert same
 net.zero_grad()
 del seq
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Training 1000 plain layers
 #
 # SGD with momentum 0.9, batch 128, a learning rate that decays linearly to zero. Two details of the step size follow
@@ -175,7 +175,7 @@ del seq
 #
 # > **Predict, then run.** After 50 steps, what is the training loss of the He network? And the critical one?
 
-# %%
+# %% slideshow={"slide_type": "skip"} anchor="thousand-layers-runs"
 def optimizer_for(model, lr, first_multiplier):
     """SGD with momentum; the first layer (fc1) gets ``first_multiplier`` times the learning rate."""
     first = [model.fc1.weight]
@@ -206,7 +206,7 @@ label = f"orthogonal, leaky ReLU a = {SLOPE:.3f}"
 runs[label] = run(critical, CRITICAL_STEPS, LR, 30, name=label)
 test_loss, test_acc = train.evaluate(critical, test_loader)
 
-# %%
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Two panels over 1,000 SGD steps of 1000-layer plain networks of width 32 on CIFAR-10: training loss (left) and validation accuracy (right) for PyTorch's default, Xavier and He with ReLU, and for orthogonal weights with a depth-tailored leaky ReLU of slope 0.929. The three standard initializations stay at the chance loss ln 10 and 10% accuracy (their curves stop after 50 steps), while the orthogonal, critical network's loss falls to about 1.5 and its accuracy reaches about 45%: at this depth He's variance alone does not train, an initialization tailored to the depth does."}} anchor="thousand-layers" tags=["slides-output-only"]
 styles = {name: {"marker": marker, "markevery": 0.2, "ms": 6, "ls": ls}  # the three stalled curves coincide
           for name, marker, ls in zip(runs, "s^o.", ("-", "--", ":", "-"), strict=True)}
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
@@ -222,7 +222,7 @@ for name, r in runs.items():
 headline = f"1000 layers, leaky ReLU a={SLOPE:.3f}, orthogonal: test accuracy {test_acc:.1%} after {runs[label].seconds:.0f} s"
 print(headline)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 for init_name in ("default", "xavier", "he"):
     r = runs[f"{init_name} (ReLU)"]
     assert abs(np.mean(r.step_loss[-20:]) - math.log(10)) < 0.02 and r.final_val_acc < 0.15  # stalled
@@ -230,7 +230,7 @@ assert np.mean(runs[label].step_loss[-20:]) < math.log(10) - 0.2  # the critical
 if not config.quick():
     assert test_acc >= 0.40, headline
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The standard initializations sit at $\ln 10 = 2.303$ to the fourth digit: their first-layer gradient is
 # zero in `float32` (or $10^{-42}$) and their output does not depend on the image. The critical network starts
 # *above* $\ln 10$ (its head, with gain 1, gives confident logits: notebook 5's scaled-down head would start it at
@@ -242,7 +242,7 @@ if not config.quick():
 # **100 layers.** The same recipe with the slope for $L = 100$ ($a = 0.79$; a larger learning rate, $5\cdot10^{-3}$,
 # and a first-layer multiplier of 3, since at this depth the layers are less fragile):
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 SLOPE_100 = theory.tailored_slope(100, WIDTH, c=0.5)
 net_100 = models.deep_leaky_mlp(100, WIDTH, SLOPE_100)
 run_100 = run(net_100, CRITICAL_STEPS, 5e-3, 3, name=f"100 layers, a = {SLOPE_100:.3f}")
@@ -254,7 +254,7 @@ print(headline)
 if not config.quick():
     assert test_acc_100 >= 0.40, headline_100
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. When a step is too large: where did it overflow?
 #
 # The critical network tolerates a learning rate only up to a point. At 40 times the one above, a few steps inflate
@@ -262,14 +262,14 @@ if not config.quick():
 # anonymous `nan`: it re-runs the offending batch under a `Probe` on every layer (here on the `nn.Sequential` form,
 # whose layers have names) and names the first one whose output or gradient was not finite.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 too_fast = models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE, fused=False)
 bad = run(too_fast, 30, 0.02, 30, name="lr 0.02", eval_every=30)
 print(bad.where())
 print(f"loss on the way: {[round(v, 2) for v in bad.step_loss]}")
 assert bad.diverged and bad.nonfinite["index"] >= 1
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The loss climbs for a few steps, then an activation overflows `float32` ($3.4\cdot10^{38}$) in the forward pass,
 # at the layer printed above (or, going backwards, a gradient does). The diagnosis runs before the update, so the
 # weights are left as they were at the failing step.
@@ -282,7 +282,7 @@ assert bad.diverged and bad.nonfinite["index"] >= 1
 # numbers, and one training step of the 1000-layer network under PyTorch's default initialization (whose signal
 # underflows), each with and without flushing.
 
-# %%
+# %% slideshow={"slide_type": "skip"} anchor="subnormal-speed"
 big = torch.rand(2_000_000) + 1.0
 tiny = big * 1e-40  # subnormal in float32
 assert 0 < tiny.abs().max() < torch.finfo(torch.float32).tiny
@@ -299,7 +299,7 @@ slow_net = models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init="default")
 slow, fast = (bench.time_step(slow_net, xb, yb, 3, flush_denormal=f) for f in (False, True))
 print(f"1000-layer default-init step: {slow:.3f} s without flushing, {fast:.3f} s with flushing")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the numbers your machine printed. Where the elementwise subnormal operation is several times slower, that is
 # the microcode path, and flushing removes it. The matrix products of a training step go through a BLAS library that
 # often flushes subnormals already, so the whole step may change little: the slowdown shows up in elementwise-heavy
@@ -320,14 +320,14 @@ he_spread_300 = ...  # TODO: Var[log |h_L|^2] for He with ReLU, L = 300, n = 64
 check("09-tailored-slope", slope_300)
 check("09-he-spread", he_spread_300)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 rho = math.sqrt(0.5 * 64 / (3 * 300))
 slope_300 = math.sqrt((1 - rho) / (1 + rho))  # 0.83: shallower than 1000 layers, so a stronger nonlinearity
 he_spread_300 = 5 * 300 / 64  # 23: the typical He network sits e^(-23/2), five decades, below the average
 check("09-tailored-slope", slope_300)
 check("09-he-spread", he_spread_300)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
 # * At depth $\gg$ width, He's variance is right on average and useless in practice: one network's signal drifts by

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/10_residual_networks.ipynb)
 #
 # # 10. Residual networks and BatchNorm (UDL 11.3-11.4)
@@ -37,7 +37,7 @@
 # images for 600 steps of batch 64, about 2 minutes on 2 CPU cores. Quick mode (`LECTURE_QUICK=1`, CI):
 # 4 networks of width 256, 4,000 images and 150 steps, under a minute.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -54,7 +54,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import math
 
 import matplotlib.pyplot as plt
@@ -69,7 +69,7 @@ config.show_banner(data.source_line())
 config.seed_everything(0)
 n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faster than two
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"} anchor="residual-predict"
 # ## 1. Variance per block: Prince's Figure 11.6
 #
 # A residual block adds a branch to the stream: $h_{k+1} = h_k + f_k(h_k)$. Each branch here is
@@ -87,7 +87,7 @@ n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faste
 # > **Predict, then run.** Starting from $\operatorname{Var}[h_0] = 1$, what is the stream's variance after $K$
 # > blocks with plain He branches: $1$, $K + 1$, or $2^K$? With BatchNorm first in each branch?
 
-# %%
+# %% anchor="residual-variance-runs" slideshow={"slide_type": "skip"}
 K = config.pick(20, 30)
 WIDTH, DRAWS, BATCH = config.pick((256, 4, 512), (512, 8, 512))
 x0 = torch.randn(BATCH, WIDTH, generator=torch.Generator().manual_seed(0))
@@ -97,7 +97,7 @@ for variant in models.VARIANTS:
     nets = [models.residual_mlp(K, WIDTH, variant) for _ in range(DRAWS)]
     measured[variant] = np.mean([probes.stream_variances(net, x0, models.names(net, "block")) for net in nets], axis=0)
 
-# %%
+# %% anchor="residual-variance" mystnb={"image": {"alt": "The variance of the residual stream after each of 30 blocks on a log scale, measured (markers) and predicted (lines), for four kinds of residual branch. With plain He branches it doubles at every block, reaching about 1e9; scaling each block by 1 over root 2 or starting the branch scale at 0 keeps it constant at 1; BatchNorm first in the branch makes it grow only linearly, as k plus 1: a residual network needs its branches scaled down at initialization."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
           "bn": "BatchNorm first in the branch: $k+1$", "zero": r"zero branch scale $\alpha = 0$: constant"}
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -113,21 +113,21 @@ ax.set_title(f"Residual stream variance per block (width {WIDTH}, mean of {DRAWS
 ax.legend(fontsize="small")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 for variant in models.VARIANTS:
     m = measured[variant]
     theory = models.residual_theory(variant, K, m[0])
     print(f"{variant:6s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
           f"measured/theory {m[-1] / theory[-1]:.1f}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 he, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
 assert abs(math.log2(he[-1] / he[0]) - K) < 1.5  # doubles per block: 2^K
 assert 0.67 < scaled[-1] / scaled[0] < 1.5  # constant
 assert abs((bn[-1] - bn[0]) / K - 1) < 0.15  # +1 per block: K + 1
 assert np.allclose(zero, zero[0])  # identity at initialization
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* $2^K$ with plain He branches and $K + 1$ with BatchNorm first; measured and predicted agree block by
 # block (the lines), and the two other variants stay constant. Why: the branch preserves the variance,
 # $\mathbb E[\mathrm{ReLU}(h)^2] = \tfrac12\operatorname{Var}[h]$ for a zero-mean symmetric $h$, so
@@ -154,7 +154,7 @@ assert np.allclose(zero, zero[0])  # identity at initialization
 #
 # > **Predict, then run.** Which of the four residual variants will learn fastest? Will any of them diverge?
 
-# %%
+# %% anchor="residual-training-runs" slideshow={"slide_type": "skip"}
 N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
 x_train, y_train, x_val, y_val = data.tensor_data(N_TRAIN, N_VAL)
 val_loader = data.TensorLoader(x_val, y_val, batch_size=1000, shuffle=False)
@@ -178,7 +178,7 @@ for variant in models.VARIANTS:
     name = f"residual, {SHORT[variant]}"
     runs[name] = run(residual(variant), name)
 
-# %%
+# %% anchor="residual-training" mystnb={"image": {"alt": "Two panels over 600 SGD steps on CIFAR-10: training loss on a log scale capped at 30 (left) and validation accuracy (right) for a plain 100-layer He network and four 100-block residual networks. The plain network stays at chance; the residual network with unscaled He branches diverges at once (red x); with branches scaled by 1 over root 2 it reaches about 20%, with BatchNorm first about 35% and with the branch scale starting at 0 about 39%: the skip connections train where the plain stack cannot, once the branches start small."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
 figures.plot_curves(runs, "loss", ax=axes[0], window=10, logy=True, ymax=30,
                     title="Training loss (log scale; capped at 30: the 2^K network starts far above)")  # fmt: skip
@@ -201,7 +201,7 @@ for n, r in runs.items():
         "   50-step training loss never below the plain net's")  # fmt: skip
     print(f"{n:<30} first loss {r.step_loss[0]:9.3g}   {status}{catch}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 acc = {n: r.final_val_acc for n, r in runs.items()}
 plain = acc["plain, 100 layers, He"]
 he_run = runs["residual, He branches"]
@@ -209,7 +209,7 @@ assert he_run.step_loss[0] > 1e6  # 2^100 variance reaches the logits
 for name in ("residual, BatchNorm first", "residual, zero branch scale"):
     assert acc[name] > plain + 0.05, (name, acc[name], plain)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The zero branch scale learns fastest, then BatchNorm first, far ahead of the $1/\sqrt2$-scaled blocks
 # and of the plain 100-layer network, which stays at chance; the He branches without rescaling diverge within the
 # first steps (the printed lines: final validation accuracies, and the step and layer where the He branches
@@ -252,7 +252,7 @@ var_after_100 = ...  # TODO: Var[h_100] with alpha = 0.1 in every block
 check("10-scaled-block", scaled_branch_forward)
 check("10-var-after-100", var_after_100)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def scaled_branch_forward(h, branch, alpha):
     return h + alpha * branch(h)
 
