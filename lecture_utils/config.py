@@ -122,21 +122,6 @@ def rng(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(stream.encode()))
 
 
-def writer_alive(pid: str) -> bool:
-    """Whether the process ``pid`` (a string, from a temporary file's name) still runs.  The atomic writers of
-    :mod:`lecture_utils.synthetic` and :mod:`lecture_utils.checkpoints` stamp their temporaries with their pid, so
-    that a later writer can remove what a killed one (SIGKILL, a power cut) left behind; not a number: not alive."""
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return pid.isdigit()
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user
-        return True
-    return True
-
-
 def small_layer_threads(dev: torch.device | str | None = None) -> int:
     """On a CPU, compute with one torch thread and return the number now in use.
 
