@@ -122,6 +122,16 @@ def rng(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(stream.encode()))
 
 
+def one_thread() -> int:
+    """Compute with one torch thread (intra-op) from now on; return the number used before, for
+    ``torch.set_num_threads(previous)`` to go back.  The one place that forces a single CPU thread: the notebooks
+    (:func:`small_layer_threads`), the tests of small networks and the grader call it."""
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    return previous
+
+
 def small_layer_threads(dev: torch.device | str | None = None) -> int:
     """On a CPU, compute with one torch thread and return the number now in use.
 
@@ -129,7 +139,7 @@ def small_layer_threads(dev: torch.device | str | None = None) -> int:
     is per-operation overhead, and a second thread adds synchronisation without speed (on a shared
     2-core machine it can make a step several times slower).  On a GPU nothing changes."""
     if torch.device(dev if dev is not None else device()).type == "cpu":
-        torch.set_num_threads(1)
+        one_thread()
     return torch.get_num_threads()
 
 

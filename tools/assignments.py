@@ -628,7 +628,9 @@ def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = N
     (Sets this process's torch to one thread: the checks are small, and jobs share the cores.)"""
     submission = Path(submission)
     start = time.monotonic()
-    _one_thread()
+    from lecture_utils.config import one_thread  # imports torch: only when grading
+
+    one_thread()  # the checks are small, and submissions graded side by side share the cores
     try:
         nb = _read_submission(submission)
     except Exception as e:  # not a notebook at all
@@ -689,14 +691,6 @@ def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = N
             r.reasons += errors[:2]
     result.seconds = time.monotonic() - start
     return result
-
-
-def _one_thread() -> None:
-    """Judge on one CPU thread: the checks are small, and submissions graded side by side share the cores."""
-    import torch
-
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
 
 
 def _judge(spec: TestSpec, message) -> str | None:
