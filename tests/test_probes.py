@@ -12,6 +12,7 @@ from torch import nn
 from lecture_utils import config, data, models, train
 from lecture_utils.init import weighted_layers
 from lecture_utils.probes import (
+    BufferSnapshot,
     PercentileRecorder,
     Probe,
     Stats,
@@ -165,6 +166,20 @@ def test_locate_nonfinite_names_a_gradient_that_overflows():
     x, y = torch.randn(16, *SHAPE, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 10
     assert torch.isfinite(net(x)).all()
     assert locate_nonfinite(net, x, y, nn.functional.cross_entropy) == ("gradient", "fc1")
+
+
+def test_buffer_snapshot_puts_batchnorm_running_averages_back():
+    bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    snap = BufferSnapshot(bn)
+    bn(torch.full((5, 3), 7.0) + torch.arange(5.0)[:, None])  # train mode: running mean, var and count move
+    assert int(bn[1].num_batches_tracked) == 1 and not torch.equal(bn[1].running_mean, torch.zeros(4))
+    snap.restore()
+    assert torch.equal(bn[1].running_mean, torch.zeros(4)) and torch.equal(bn[1].running_var, torch.ones(4))
+    assert int(bn[1].num_batches_tracked) == 0
+    with pytest.raises(RuntimeError), BufferSnapshot(bn):  # as a context manager: back even after an error
+        bn(torch.randn(5, 3))
+        raise RuntimeError
+    assert torch.equal(bn[1].running_mean, torch.zeros(4)) and int(bn[1].num_batches_tracked) == 0
 
 
 def test_locate_nonfinite_leaves_batchnorm_buffers_as_they_were():
