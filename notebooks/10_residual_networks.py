@@ -160,7 +160,7 @@ STEPS, LR, BLOCKS, W = config.pick(150, 600), 0.01, 100, 64
 def run(net, name):
     """The same SGD run for every network: same batches, budget and learning rate; a divergence stops it."""
     batches = data.TensorLoader(x_train, y_train, 64, shuffle=True, seed=0, drop_last=True)
-    return train.fit(net, batches, val_loader, steps=STEPS, lr=LR, on_divergence="stop", name=name)
+    return train.fit(net, batches, val_loader, steps=STEPS, lr=LR, name=name, callbacks=[train.DivergenceGuard(stop=True)])
 
 
 def residual(variant):
