@@ -105,7 +105,7 @@ for variant in models.VARIANTS:
     measured[variant] = np.mean([probes.stream_variances(net, x0, models.names(net, "block")) for net in nets], axis=0)
 
 # %%
-labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
+labels = {"unscaled": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
           "bn": "BatchNorm first in the branch: $k+1$", "zero": r"zero branch scale $\alpha = 0$: constant"}
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 blocks_k = np.arange(K + 1)
@@ -124,12 +124,12 @@ plt.show()
 for variant in models.VARIANTS:
     m = measured[variant]
     theory = models.residual_theory(variant, K, m[0])
-    print(f"{variant:6s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
+    print(f"{variant:8s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
           f"measured/theory {m[-1] / theory[-1]:.1f}")
 
 # %%
-he, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
-assert abs(math.log2(he[-1] / he[0]) - K) < 1.5  # doubles per block: 2^K
+unscaled, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
+assert abs(math.log2(unscaled[-1] / unscaled[0]) - K) < 1.5  # doubles per block: 2^K
 assert 0.67 < scaled[-1] / scaled[0] < 1.5  # constant
 assert abs((bn[-1] - bn[0]) / K - 1) < 0.15  # +1 per block: K + 1
 assert np.allclose(zero, zero[0])  # identity at initialization
@@ -169,7 +169,7 @@ def residual(variant):
 
 
 runs = {"plain, 100 layers, He": run(models.plain_net("mlp", 100, W, "he"), "plain, 100 layers, He")}
-SHORT = {"he": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
+SHORT = {"unscaled": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
 for variant in models.VARIANTS:
     name = f"residual, {SHORT[variant]}"
     runs[name] = run(residual(variant), name)
@@ -228,7 +228,7 @@ def scaled_branch_forward(h, branch, alpha):
 
 var_after_100 = ...  # TODO: Var[h_100] with alpha = 0.1 in every block
 
-block = models.ResidualBlock(16, "he")
+block = models.ResidualBlock(16, "unscaled")
 h0 = torch.randn(8, 16, generator=config.rng(0, "exercise"))
 check(scaled_branch_forward(h0, block.branch, 0.0), h0, "a block with alpha = 0 is the identity", rtol=0, atol=0)
 check(var_after_100, (1 + 0.1**2) ** 100, "Var[h_100] with alpha = 0.1", rtol=0.01,
@@ -243,7 +243,7 @@ var_after_100 = (1 + 0.1**2) ** 100  # x1.01 per block: 2.7 after 100 blocks (x2
 check(scaled_branch_forward(h0, block.branch, 0.0), h0, "a block with alpha = 0 is the identity", rtol=0, atol=0)
 check(var_after_100, (1 + 0.1**2) ** 100, "Var[h_100] with alpha = 0.1", rtol=0.01)
 torch.manual_seed(0)
-net = models.residual_mlp(100, 256, "he")
+net = models.residual_mlp(100, 256, "unscaled")
 with torch.no_grad():
     for blk in models.names(net, "block"):
         getattr(net, blk).branch[-1].weight.mul_(0.1)  # alpha = 0.1, folded into the branch's last layer

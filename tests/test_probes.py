@@ -238,7 +238,7 @@ def mean_stream_variances(variant: str) -> np.ndarray:
     return np.mean(runs, axis=0)
 
 
-@pytest.mark.parametrize("variant", ["he", "scaled", "bn", "zero"])
+@pytest.mark.parametrize("variant", ["unscaled", "scaled", "bn", "zero"])
 def test_stream_variance_matches_residual_theory(variant):
     measured = mean_stream_variances(variant)
     assert measured.shape == (K + 1,)
@@ -246,8 +246,8 @@ def test_stream_variance_matches_residual_theory(variant):
 
 
 def test_growth_rates_are_the_three_regimes():
-    he, scaled, bn = (mean_stream_variances(v) for v in ("he", "scaled", "bn"))
-    assert 2 ** (K - 1) < he[-1] / he[0] < 2 ** (K + 1)  # exponential: ~1024
+    unscaled, scaled, bn = (mean_stream_variances(v) for v in ("unscaled", "scaled", "bn"))
+    assert 2 ** (K - 1) < unscaled[-1] / unscaled[0] < 2 ** (K + 1)  # exponential: ~1024
     assert 0.8 < scaled[-1] / scaled[0] < 1.25  # constant
     assert K * 0.85 < bn[-1] - bn[0] < K * 1.15  # linear: +1 per block
 
