@@ -196,7 +196,7 @@ runs64 = {case: run_case(*case, torch.float64) for case in CASES}
 # NBVAL_CHECK_OUTPUT
 print(f"{'activation':<10} {'sigma':>5} {'growth g':>9} {'event':>9} {'predicted':>9} {'measured':>8}")
 for (activation, sigma), run in runs32.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = N.predicted_layer(1.0, g, event)
     measured = N.first_layer(run.outputs, event)
@@ -216,7 +216,7 @@ for (activation, sigma), run in runs32.items():
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.forward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [1.0, g**DEPTH], ":", color=line.get_color())
     k32 = N.first_layer(runs32[(activation, sigma)].outputs, "overflow" if g > 1 else "zero")
@@ -242,7 +242,7 @@ plt.show()
 # %%
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.backward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [g**DEPTH, 1.0], ":", color=line.get_color())
 for value in (f32.max, f32.smallest_subnormal):
@@ -264,7 +264,7 @@ print(f"{'activation':<10} {'sigma':>5} {'event':>9} {'predicted layer':>15} {'m
 for (activation, sigma), run in runs32.items():
     if activation != "linear":
         continue
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = DEPTH - N.predicted_layer(1.0, g, event)  # counted down from the output
     measured = DEPTH - N.first_layer(run.grads.flip(0), event)
@@ -293,16 +293,16 @@ from lecture_utils.exercises import check
 g_exercise = ...  # TODO: the growth factor per layer
 k_exercise = ...  # TODO: the first layer where float32 rounds everything to exactly 0
 
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3,
+check(g_exercise, N.growth_factor(256, 0.05**2, "relu"), "growth factor g", rtol=1e-3,
       hint="g = sqrt(D sigma^2 / 2) for ReLU")
-check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05, "relu"), "zero"), "first all-zero layer",
+check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05**2, "relu"), "zero"), "first all-zero layer",
       rtol=0, atol=0, hint="first k with g^k < smallest subnormal / 2, i.e. floor(log(tiny / 2) / log g) + 1")
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution (run it to see the check pass; then measure it on a real stack)
 g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
 k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3)
+check(g_exercise, N.growth_factor(256, 0.05**2, "relu"), "growth factor g", rtol=1e-3)
 check(k_exercise, N.predicted_layer(1.0, g_exercise, "zero"), "first all-zero layer", rtol=0, atol=0)
 gen = torch.Generator().manual_seed(0)
 measured = N.first_layer(N.stack_trajectory(N.random_weights(200, 256, 0.05, torch.float32, gen),
