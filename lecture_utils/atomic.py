@@ -7,7 +7,9 @@ notebooks, grade reports; taught nowhere, notebook 07 relies on it).
 
     atomic.write_text("scores.csv", text)       # the same for a text
 
-* The temporary is ``.<name>.<pid>.tmp`` in the target's folder: ``os.replace`` is atomic only within one file system.
+* The temporary is ``.<name>.<pid>.tmp`` in the target's folder (``os.replace`` is atomic only within one file
+  system); a thread other than the main one adds its id, ``.<name>.<pid>-<thread>.tmp``, so that threads of one
+  process (a grader writing its CSV as each submission finishes) never share a temporary.
 * If the block raises, the temporary is removed and the target is left as it was.
 * If the process is killed (SIGKILL, a power cut), nothing can clean up: the temporary stays behind.  The next
   writer of the same target removes every temporary whose pid no longer runs (:func:`remove_dead_temporaries`).
@@ -22,14 +24,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 
 def temporary(path: Path | str, pid: int | None = None) -> Path:
-    """Where process ``pid`` (default: this one) writes ``path`` before renaming it: ``.<name>.<pid>.tmp`` next to it."""
+    """Where process ``pid`` (default: this one, and this thread if it is not the main one) writes ``path`` before
+    renaming it: ``.<name>.<pid>.tmp`` (or ``.<name>.<pid>-<thread>.tmp``) next to it."""
     path = Path(path)
-    return path.parent / f".{path.name}.{os.getpid() if pid is None else pid}.tmp"
+    if pid is None:
+        pid = os.getpid()
+        if threading.current_thread() is not threading.main_thread():
+            pid = f"{pid}-{threading.get_ident()}"
+    return path.parent / f".{path.name}.{pid}.tmp"
 
 
 def writer_alive(pid: str) -> bool:
@@ -58,7 +66,7 @@ def remove_dead_temporaries(path: Path | str) -> None:
     in the name, no longer runs).  A live writer's temporary, and this process's own, are kept."""
     path = Path(path)
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        pid = tmp.name[len(path.name) + 2 : -len(".tmp")].split("-")[0]  # without the thread
         if pid != str(os.getpid()) and not writer_alive(pid):
             _remove(tmp)
 

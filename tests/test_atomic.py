@@ -3,6 +3,7 @@ the temporaries of killed writers are removed by the next writer, a live writer'
 is tested where it matters: tests/test_checkpoints.py and tests/test_synthetic.py.)"""
 
 import os
+import threading
 
 import pytest
 
@@ -68,3 +69,28 @@ def test_dead_writers_temporaries_go_live_ones_stay(tmp_path):
     assert not stale_folder.exists()
     assert atomic.writer_alive("1") and atomic.writer_alive(str(os.getpid()))
     assert not atomic.writer_alive(str(DEAD_PID)) and not atomic.writer_alive("k1ll3d")
+
+
+def test_threads_of_one_process_never_share_a_temporary(tmp_path):
+    """A grader writes its CSV from every worker thread as each submission finishes: the same target, at once."""
+    path, errors = tmp_path / "scores.csv", []
+
+    def writer(k):
+        try:
+            for _ in range(200):
+                atomic.write_text(path, f"{k}\n" * 1000)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert path.read_text() in {f"{k}\n" * 1000 for k in range(4)}  # one writer's whole file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
+    dead_thread_tmp = tmp_path / f".scores.csv.{DEAD_PID}-12345.tmp"  # a killed process's worker thread
+    dead_thread_tmp.write_text("x")
+    atomic.write_text(path, "ok")
+    assert not dead_thread_tmp.exists()
