@@ -189,10 +189,10 @@ def _property(key: str, what: str, judge: Callable[[object], str | None], soluti
 # ---------------------------------------------------------------------------------------------------------------
 # The exercises, notebook by notebook.  Each one's expected answer comes from the formula the notebook teaches.
 # ---------------------------------------------------------------------------------------------------------------
-def _relu_growth(width: int, sigma: float) -> float:
+def _relu_growth(width: int, std: float) -> float:
     from .numerics import growth_factor
 
-    return growth_factor(width, sigma, "relu")
+    return growth_factor(width, std**2, "relu")
 
 
 def _zero_layer(g: float) -> int:

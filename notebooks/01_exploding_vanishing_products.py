@@ -196,7 +196,7 @@ runs64 = {case: run_case(*case, torch.float64) for case in CASES}
 # NBVAL_CHECK_OUTPUT
 print(f"{'activation':<10} {'sigma':>5} {'growth g':>9} {'event':>9} {'predicted':>9} {'measured':>8}")
 for (activation, sigma), run in runs32.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = N.predicted_layer(1.0, g, event)
     measured = N.first_layer(run.outputs, event)
@@ -219,7 +219,7 @@ for (activation, sigma), run in runs32.items():
 # %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Forward pass of four 100-layer random networks (linear and ReLU, large and small weights), rms of the activations per layer on a log scale, computed in float64, with the float32 limits as dashed lines. Each curve is a straight line with slope g per layer, as predicted: the large-weight networks cross float32's maximum (marked x, around layers 55 and 72) and the small-weight ones fall below its smallest subnormal (around layer 65), where float32 gives inf or exactly 0."}} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.forward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [1.0, g**DEPTH], ":", color=line.get_color())
     k32 = N.first_layer(runs32[(activation, sigma)].outputs, "overflow" if g > 1 else "zero")
@@ -245,7 +245,7 @@ plt.show()
 # %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Backward pass of the same four networks: rms of the gradient with respect to each layer, on a log scale, in float64. The gradients grow or shrink by the same factor g per layer as the forward signal, now from the output (layer 100) down to the input, reaching up to about 1e70 or down to about 1e-70 at layer 0: the first layers get gradients g to the 100 times larger or smaller than the last."}} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.backward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [g**DEPTH, 1.0], ":", color=line.get_color())
 for value in (f32.max, f32.smallest_subnormal):
@@ -268,7 +268,7 @@ print(f"{'activation':<10} {'sigma':>5} {'event':>9} {'predicted layer':>15} {'m
 for (activation, sigma), run in runs32.items():
     if activation != "linear":
         continue
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = DEPTH - N.predicted_layer(1.0, g, event)  # counted down from the output
     measured = DEPTH - N.first_layer(run.grads.flip(0), event)

@@ -166,10 +166,12 @@ def run_epochs(model, opt, sched, batches, first_epoch, history, crash_at=None):
         for step, (xb, yb) in enumerate(batches, start=1):
             if (epoch, step) == crash_at:
                 raise KeyboardInterrupt(f"simulated crash in epoch {epoch}, step {step}")
-            loss = F.cross_entropy(model(xb), yb)
+            out = model(xb)  # forward
+            loss = F.cross_entropy(out, yb)  # loss
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss.backward()  # backward
+            opt.step()  # step
+        # the end of an epoch: evaluate, schedule, checkpoint (in train.fit: callbacks at the event after_epoch)
         val_loss, val_acc = train.evaluate(model, val_loader)  # eval() mode, no_grad
         sched.step(val_loss)  # ReduceLROnPlateau watches the validation loss
         history.append({"epoch": epoch, "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})
@@ -209,16 +211,17 @@ if not config.quick():
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Did the crash change anything? The same run without a crash, this time through `train.fit`, the library's loop
-# (the dozen lines above plus clipping, divergence diagnosis and callbacks; here TensorBoard logs and the
-# update-to-data ratio of section 3), must end with **bit-identical** weights:
+# (the same forward, loss, backward, step, with events between them where *callbacks* act: evaluation and a
+# divergence guard by default; here the scheduler, TensorBoard logs and the update-to-data ratio of section 3),
+# must end with **bit-identical** weights:
 
 # %% slideshow={"slide_type": "skip"}
 config.seed_everything(0)
 bn_model = models.seed_model(batchnorm=True).to(DEVICE)
 ud_ratio = probes.UpdateRatio(every=10)
 bn_run = train.fit(bn_model, train_loader(0), val_loader, epochs=EPOCHS, lr=LR, momentum=0.9,
-                   scheduler=train.plateau(patience=0, threshold=0.01),
-                   callbacks=[train.TensorBoard("runs/07_seed_bn"), ud_ratio])  # fmt: skip
+                   callbacks=[train.Scheduler(train.plateau(patience=0, threshold=0.01)),
+                              train.TensorBoard("runs/07_seed_bn"), ud_ratio])  # fmt: skip
 same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), bn_model.state_dict().values(), strict=True))
 print(f"crashed-and-resumed run == uninterrupted run, bit for bit: {same}")
 print(f"validation accuracy per epoch: {[round(a, 3) for a in bn_run.column('val_acc')]}; "
@@ -244,7 +247,8 @@ for lr in (0.05, 0.01):
     config.seed_everything(0)
     plain = models.seed_model(batchnorm=False).to(DEVICE)
     plain_runs[lr] = train.fit(plain, train_loader(0), val_loader, epochs=EPOCHS, lr=lr, momentum=0.9,
-                               scheduler=train.plateau(patience=0, threshold=0.01), on_divergence="stop")  # fmt: skip
+                               callbacks=[train.Scheduler(train.plateau(patience=0, threshold=0.01)),
+                                          train.DivergenceGuard(stop=True)])  # fmt: skip
 runs = {"BatchNorm, lr 0.05": bn_run, "no BatchNorm, lr 0.05": plain_runs[0.05], "no BatchNorm, lr 0.01": plain_runs[0.01]}
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
 figures.plot_curves(runs, "val_acc", ax=axes[0], x="epoch", chance=0.1, title="Validation accuracy")
@@ -365,7 +369,8 @@ for var in (1e-4, 1e2):
         config.seed_everything(0)
         deep = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, batchnorm=bn, flatten=True)
         init.init_module_(deep.to(DEVICE), "normal", std=math.sqrt(var), skip_last=True)  # N(0, var): std = sqrt(var)
-        rescue[label] = train.fit(deep, train_loader(0), val_loader, epochs=DEEP_EPOCHS, lr=1e-3, on_divergence="stop")
+        rescue[label] = train.fit(deep, train_loader(0), val_loader, epochs=DEEP_EPOCHS, lr=1e-3,
+                                  callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
         print(f"{label:>27}: val acc {[round(a, 3) for a in rescue[label].column('val_acc')]}, {rescue[label].where()}")
 figures.plot_curves(rescue, "val_acc", x="epoch", chance=0.1,
                     title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")
@@ -443,15 +448,15 @@ class ClipCount:
 
 CLIP_EPOCHS, C_VALUE, M_NORM = config.pick(2, 1), 0.01, 10.0  # quick mode: 2 epochs of fewer images
 counter = ClipCount(C_VALUE)
-clip_setups = {"no clipping": {}, f"clip by norm, m = {M_NORM:g}": {"clip_norm": M_NORM},
-               f"clip by value, c = {C_VALUE:g}": {"clip_value": C_VALUE, "callbacks": [counter]}}  # fmt: skip
+clip_setups = {"no clipping": [], f"clip by norm, m = {M_NORM:g}": [train.Clip(norm=M_NORM)],
+               f"clip by value, c = {C_VALUE:g}": [train.Clip(value=C_VALUE), counter]}  # fmt: skip
 clip_runs = {}
-for label, kwargs in clip_setups.items():
+for label, callbacks in clip_setups.items():
     config.seed_everything(0)
     linear_net = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, activation="linear",
                                  init="xavier", flatten=True).to(DEVICE)  # fmt: skip
     clip_runs[label] = train.fit(linear_net, train_loader(0), val_loader, epochs=CLIP_EPOCHS, lr=0.05,
-                                 on_divergence="stop", **kwargs)  # fmt: skip
+                                 callbacks=[*callbacks, train.DivergenceGuard(stop=True)])  # fmt: skip
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
 figures.plot_curves(clip_runs, "loss", ax=axes[0], logy=True, ymax=1e3, title="Deep linear network, lr 0.05: training loss")
 figures.plot_grad_norms(clip_runs, clip_norm=M_NORM, ax=axes[1])

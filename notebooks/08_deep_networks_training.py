@@ -80,8 +80,8 @@ def run(net, steps, lr, batch=64, name="", eval_every=None):
     stops and says where.  Also records the first layer's weight-gradient variance before the first step."""
     grad0 = probes.weight_grad_variances(net, x_train[:batch], y_train[:batch])
     batches = data.TensorLoader(x_train, y_train, batch, shuffle=True, seed=0, drop_last=True)
-    result = train.fit(net, batches, val_loader, steps=steps, lr=lr, on_divergence="stop", name=name,
-                       eval_every=eval_every)  # fmt: skip
+    result = train.fit(net, batches, val_loader, steps=steps, lr=lr, name=name,
+                       callbacks=[train.Evaluate(every=eval_every), train.DivergenceGuard(stop=True)])  # fmt: skip
     result.grad0 = grad0  # Var[dL/dW_k] at step 0, k = 1..depth
     return result
 

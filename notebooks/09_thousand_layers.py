@@ -190,8 +190,9 @@ def run(model, steps, lr, first_multiplier, name, eval_every=None):
     opt = optimizer_for(model, lr, first_multiplier)
     decay = lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda s: 1 - s / steps)  # noqa: E731
     batches = data.TensorLoader(x_train, y_train, 128, shuffle=True, seed=0, drop_last=True)
-    return train.fit(model, batches, val_loader, steps=steps, optimizer=opt, scheduler=decay,
-                     eval_every=eval_every or max(1, steps // 5), on_divergence="stop", name=name)  # fmt: skip
+    return train.fit(model, batches, val_loader, steps=steps, optimizer=opt, name=name,
+                     callbacks=[train.Scheduler(decay), train.Evaluate(every=eval_every or max(1, steps // 5)),
+                                train.DivergenceGuard(stop=True)])  # fmt: skip
 
 
 STANDARD_STEPS, CRITICAL_STEPS, LR = 50, config.pick(100, 1000), 5e-4
@@ -258,16 +259,16 @@ if not config.quick():
 # ## 4. When a step is too large: where did it overflow?
 #
 # The critical network tolerates a learning rate only up to a point. At 40 times the one above, a few steps inflate
-# the weights, and the signal, multiplied through 1000 layers, leaves `float32`. `train.fit` does not stop with an
-# anonymous `nan`: it re-runs the offending batch under a `Probe` on every layer (here on the `nn.Sequential` form,
-# whose layers have names) and names the first one whose output or gradient was not finite.
+# the weights, and the signal, multiplied through 1000 layers, leaves `float32`. `train.fit`'s `DivergenceGuard` does not
+# stop with an anonymous `nan`: it re-runs the offending batch under a `Probe` on every layer (here on the
+# `nn.Sequential` form, whose layers have names) and names the first one whose output or gradient was not finite.
 
 # %% slideshow={"slide_type": "skip"}
 too_fast = models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE, fused=False)
 bad = run(too_fast, 30, 0.02, 30, name="lr 0.02", eval_every=30)
 print(bad.where())
 print(f"loss on the way: {[round(v, 2) for v in bad.step_loss]}")
-assert bad.diverged and bad.nonfinite["index"] >= 1
+assert bad.diverged and bad.nonfinite.index >= 1
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The loss climbs for a few steps, then an activation overflows `float32` ($3.4\cdot10^{38}$) in the forward pass,

@@ -98,7 +98,7 @@ for variant in models.VARIANTS:
     measured[variant] = np.mean([probes.stream_variances(net, x0, models.names(net, "block")) for net in nets], axis=0)
 
 # %% anchor="residual-variance" mystnb={"image": {"alt": "The variance of the residual stream after each of 30 blocks on a log scale, measured (markers) and predicted (lines), for four kinds of residual branch. With plain He branches it doubles at every block, reaching about 1e9; scaling each block by 1 over root 2 or starting the branch scale at 0 keeps it constant at 1; BatchNorm first in the branch makes it grow only linearly, as k plus 1: a residual network needs its branches scaled down at initialization."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
-labels = {"he": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
+labels = {"unscaled": "He branches: $2^k$", "scaled": r"$\times 1/\sqrt{2}$ per block: constant",
           "bn": "BatchNorm first in the branch: $k+1$", "zero": r"zero branch scale $\alpha = 0$: constant"}
 fig, ax = plt.subplots(figsize=(7.5, 4.5))
 blocks_k = np.arange(K + 1)
@@ -117,12 +117,12 @@ plt.show()
 for variant in models.VARIANTS:
     m = measured[variant]
     theory = models.residual_theory(variant, K, m[0])
-    print(f"{variant:6s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
+    print(f"{variant:8s} Var[h_0] {m[0]:.2g}  Var[h_{K}] {m[-1]:.2g}  theory {theory[-1]:.2g}  "
           f"measured/theory {m[-1] / theory[-1]:.1f}")
 
 # %% slideshow={"slide_type": "skip"}
-he, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
-assert abs(math.log2(he[-1] / he[0]) - K) < 1.5  # doubles per block: 2^K
+unscaled, scaled, bn, zero = (measured[v] for v in models.VARIANTS)
+assert abs(math.log2(unscaled[-1] / unscaled[0]) - K) < 1.5  # doubles per block: 2^K
 assert 0.67 < scaled[-1] / scaled[0] < 1.5  # constant
 assert abs((bn[-1] - bn[0]) / K - 1) < 0.15  # +1 per block: K + 1
 assert np.allclose(zero, zero[0])  # identity at initialization
@@ -164,7 +164,7 @@ STEPS, LR, BLOCKS, W = config.pick(150, 600), 0.01, 100, 64
 def run(net, name):
     """The same SGD run for every network: same batches, budget and learning rate; a divergence stops it."""
     batches = data.TensorLoader(x_train, y_train, 64, shuffle=True, seed=0, drop_last=True)
-    return train.fit(net, batches, val_loader, steps=STEPS, lr=LR, on_divergence="stop", name=name)
+    return train.fit(net, batches, val_loader, steps=STEPS, lr=LR, name=name, callbacks=[train.DivergenceGuard(stop=True)])
 
 
 def residual(variant):
@@ -173,7 +173,7 @@ def residual(variant):
 
 
 runs = {"plain, 100 layers, He": run(models.plain_net("mlp", 100, W, "he"), "plain, 100 layers, He")}
-SHORT = {"he": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
+SHORT = {"unscaled": "He branches", "scaled": "1/sqrt(2) scaled", "bn": "BatchNorm first", "zero": "zero branch scale"}
 for variant in models.VARIANTS:
     name = f"residual, {SHORT[variant]}"
     runs[name] = run(residual(variant), name)
@@ -261,7 +261,7 @@ var_after_100 = (1 + 0.1**2) ** 100  # x1.01 per block: 2.7 after 100 blocks (x2
 check("10-scaled-block", scaled_branch_forward)
 check("10-var-after-100", var_after_100)
 torch.manual_seed(0)
-net = models.residual_mlp(100, 256, "he")
+net = models.residual_mlp(100, 256, "unscaled")
 with torch.no_grad():
     for blk in models.names(net, "block"):
         getattr(net, blk).branch[-1].weight.mul_(0.1)  # alpha = 0.1, folded into the branch's last layer

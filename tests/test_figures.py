@@ -16,7 +16,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lecture_utils import figures  # noqa: E402
-from lecture_utils.train import Run  # noqa: E402
+from lecture_utils.train import NonFinite, Run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_plot_accuracy_map_writes_diverged_for_nan():
 def _run(losses, evals=(), diverged=False):
     run = Run(name="r", step_loss=list(losses), grad_norm=[1.0] * len(losses), evals=list(evals))
     if diverged:
-        run.nonfinite = {"step": len(losses), "kind": "activation", "layer": "fc1", "index": 1, "of": 2}
+        run.nonfinite = NonFinite(step=len(losses), kind="activation", layer="fc1", index=1, of=2)
     return run
 
 
