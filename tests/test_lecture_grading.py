@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from lecture_grading import Checks, TestSpec, expect, rules, wire
+from lecture_grading import Checks, TestSpec, expect, wire
 from lecture_grading.checks import assigned_names, run_call, run_check
+from lecture_grading.grader import rules
 
 
 # -- wire ----------------------------------------------------------------------------------------------------
