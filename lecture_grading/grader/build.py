@@ -228,8 +228,15 @@ def load_assignment(name: str, dist: Path, masters_dir: Path | None = None) -> A
     path = Path(dist) / name / "autograder" / "tests.json"
     master = Path(masters_dir) / f"{name}.ipynb" if masters_dir else None
     if master is not None and master.is_file() and (
-            not path.is_file() or master.stat().st_mtime > path.stat().st_mtime):
+            not path.is_file() or master.stat().st_mtime > path.stat().st_mtime or not _current(path)):
         build_one(master, dist)
     if not path.is_file():
         raise FileNotFoundError(f"no tests for {name} in {dist} (build the assignment first)")
     return Assignment.from_json(path.read_text())
+
+
+def _current(tests: Path) -> bool:
+    try:
+        return json.loads(tests.read_text()).get("format") == masters.FORMAT
+    except (OSError, ValueError):
+        return False

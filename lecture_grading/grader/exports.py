@@ -170,7 +170,8 @@ def gradescope_results(g: Grade, hidden_visibility: str = "after_published") -> 
                 continue
             got, most = r.share(hidden)
             passed = sum(o.passed for _, o in tests)
-            text = [f"{passed} of {len(tests)} {'hidden' if hidden else 'public'} tests passed."]
+            kind = "hidden" if hidden else "public"
+            text = [f"{passed} of {len(tests)} {kind} test{'s' if len(tests) > 1 else ''} passed."]
             text += [str(x) for x in r.reasons]
             for t, o in tests:
                 if not o.passed and o.kind != "void":

@@ -24,6 +24,7 @@ SETUP_MARKER = "# Colab set-up:"
 CHECKS_TITLE = "# @title Public checks: run this cell once, then check(\"qN\") after each answer"
 #: A cell that is only a ``check("qN")`` call.
 CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\w+)["']\s*\)\s*;?\s*$""")
+FORMAT = 2  # of tests.json: bumped when what it holds changes (a stale build is then rebuilt or refused)
 DIRECTIVES = ("ASSIGNMENT CONFIG", "BEGIN QUESTION", "END QUESTION", "BEGIN SOLUTION", "END SOLUTION",
               "BEGIN TESTS", "END TESTS")
 
@@ -74,13 +75,17 @@ class Assignment:
         return Limits.from_config(self.config, **overrides)
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "config": self.config, "setup": self.setup,
+        return json.dumps({"format": FORMAT, "name": self.name, "config": self.config, "setup": self.setup,
                            "questions": [q.to_dict() for q in self.questions]}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> Assignment:
+        """The assignment of a tests.json (ValueError if an older grader built it: build it again)."""
         d = json.loads(text)
-        return cls(d["name"], d["config"], [Question.from_dict(q) for q in d["questions"]], d.get("setup", ""))
+        if d.get("format") != FORMAT:
+            raise ValueError(f"tests of {d.get('name', '?')} were built by another version of the grader "
+                             f"(format {d.get('format')}): build the assignment again (make assignments)")
+        return cls(d["name"], d["config"], [Question.from_dict(q) for q in d["questions"]], d["setup"])
 
 
 @dataclass

@@ -54,6 +54,14 @@ def problem() -> str | None:
     """Why the container backend cannot run here, or None."""
     if os.geteuid() != 0:
         return "the container backend runs as root (it gives each submission a user id of its own)"
+    from lecture_grading.grader.sandbox.bubblewrap import python_paths
+
+    for p in python_paths():
+        hidden = next((q for q in (p, *p.parents) if os.stat(q).st_mode & 0o005 != 0o005), None)
+        if hidden is not None:
+            return (f"the container backend runs the notebook as another user, who cannot read this Python's "
+                    f"{p} ({hidden} is not readable by other users): install Python where everyone can read it "
+                    "(/usr, /opt)")
     return None
 
 
