@@ -5,7 +5,7 @@ Grader to runner, on the runner's stdin, one JSON object per line, one at a time
 * ``{"id": 7, "cell": "<source>"}``: run a code cell of the notebook (IPython semantics);
 * ``{"id": 8, "test": {...}}``: run a test's *given* and *call* parts (``checks.TestSpec.to_dict()``, the
   check part left out) in a copy of the notebook's namespace;
-* ``{"id": 0, "end": true}``: exit.
+* ``{"id": 0, "end": true}``: exit (the grader does not send it: once it has its answers it kills the sandbox).
 
 Runner to grader, on its own descriptor (``--fd``), one JSON object per line, followed by ``blob`` raw bytes
 when the object says so:

@@ -296,3 +296,75 @@ def test_build_refuses_bad_settings(tmp_path):
     with pytest.raises(ValueError, match="memory must be a positive number"):
         gradescope.build_zip(tests, wheel, tmp_path / "z", limits={"memory": -1})
     assert gradescope.build_zip(tests, wheel, tmp_path / "z").is_file()
+
+
+CONTAINER_PROBE = r'''
+import json, os, sys, time
+from lecture_grading import TestSpec, wire
+from lecture_grading.grader import sandbox
+from lecture_grading.grader.sandbox import base
+from lecture_grading.limits import Limits
+
+os.makedirs("/autograder/source", exist_ok=True)
+os.chmod("/autograder", 0o700)
+open("/autograder/source/tests.json", "w").write("{}")
+lim = Limits(cell_timeout=30, test_timeout=30, total_timeout=120)
+options = sandbox.Options(preload="", private=("/autograder", "/autograder/source/tests.json"))
+cell = """
+import errno, os, socket, sys, time
+uid = os.getuid()
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    network = "connected"
+except OSError as e:
+    network = errno.errorcode.get(e.errno, str(e.errno))
+def readable(p):
+    try:
+        open(p, "rb").read(1)
+        return True
+    except OSError:
+        return False
+secrets = [readable("/autograder/source/tests.json"), readable("/proc/1/environ"), readable("/etc/shadow")]
+open("/tmp/left-behind", "w").write("x")
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(1000)
+    os._exit(0)
+time.sleep(0.3)
+"""
+seen = {}
+with sandbox.Container(lim, options, slot=2) as s:
+    assert s.start() is None
+    reply, why = s.step({"cell": cell}, 30)
+    assert why is None and reply["ok"], (why, reply)
+    spec = TestSpec("q", 1, "", "r = (uid, network, secrets)", "pass", ["r"])
+    reply, why = s.step({"test": spec.for_runner()}, 30)
+    seen["inside"] = wire.loads(reply["result"], reply.get("blob", b""))["r"]
+    seen["daemon_alive_before_close"] = len([p for p in base.processes() if p[2] == base.SANDBOX_UID + 2]) >= 2
+seen["left_after_close"] = [p[0] for p in base.processes() if p[2] == base.SANDBOX_UID + 2 and p[3] != b"Z"]
+seen["tmp_after_close"] = os.path.exists("/tmp/left-behind")
+os.chmod("/autograder", 0o755)
+os.chmod("/autograder/source/tests.json", 0o644)
+try:
+    with sandbox.Container(lim, options, slot=2) as s:
+        s.start()
+    seen["exposed"] = "started"
+except sandbox.SandboxFailed as e:
+    seen["exposed"] = str(e)
+print(json.dumps(seen))
+'''
+
+
+def test_the_container_backend_isolates_as_it_says(venv, tmp_path):
+    """Inside the stand-in container: its own user id, no network (seccomp: EACCES), the grader's root-only files
+    and other users' secrets unreadable, a detached daemon killed and a file it left in /tmp removed when the
+    session ends; and a private path left readable fails the start (the grader's failure, not a score)."""
+    (tmp_path / "autograder").mkdir()
+    done = _container.run([str(venv), "-c", CONTAINER_PROBE], tmp_path / "autograder", venv)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["inside"] == [61002, "EACCES", [False, False, False]]
+    assert seen["daemon_alive_before_close"] is True
+    assert seen["left_after_close"] == [] and seen["tmp_after_close"] is False
+    assert seen["exposed"].startswith("the container sandbox can read what it must not: /autograder")

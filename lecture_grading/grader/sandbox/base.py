@@ -207,7 +207,7 @@ class Session:
             self.ready = reply
             exposed = reply.get("exposed")
             if exposed:
-                self._kill()
+                self._kill(None)
                 raise SandboxFailed(f"the {self.backend} sandbox can read what it must not: "
                                     f"{', '.join(map(str, exposed))[:300]} (make them readable by root only)")
             return None
@@ -328,14 +328,9 @@ class Session:
         return stop
 
     def close(self) -> None:
-        """End the session: ask the runner to exit, kill whatever is left, close pipes, clean up."""
+        """End the session: kill every process of the sandbox (nothing of its state is needed any more: its
+        answers are in), close pipes, clean up."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                try:  # it may exit by itself; whatever is still there then is killed
-                    self._write(json.dumps({"id": 0, "end": True}).encode() + b"\n", time.monotonic() + 1)
-                    self.proc.wait(timeout=0.2)
-                except (OSError, TimeoutError, subprocess.TimeoutExpired):
-                    pass
             self._kill(None)
             self._drain_output()
             for f in (self.proc.stdin, self.proc.stdout):
