@@ -44,15 +44,7 @@ def run(command: list[str], autograder_root: Path, python: Path, env: dict | Non
     args = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
             "--hostname", "gradescope", *bubblewrap.os_binds(), "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp"]
-    binds = python_folders(python)
-    made = {Path("/"), Path("/usr"), Path("/tmp"), Path("/dev"), Path("/proc"), Path("/var"), Path("/var/tmp")}
-    for p in binds:
-        for parent in reversed(p.parents):
-            if parent not in made:
-                made.add(parent)
-                args += ["--perms", "0755", "--dir", str(parent)]
-    for p in binds:
-        args += ["--ro-bind", str(p), str(p)]
+    args += bubblewrap.readonly_binds(python_folders(python), {"/usr", "/tmp", "/dev", "/proc", "/var", "/var/tmp"})
     args += ["--bind", str(autograder_root), "/autograder", "--chdir", "/autograder", "--clearenv"]
     for k, v in {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", **(env or {})}.items():
         args += ["--setenv", k, v]

@@ -15,6 +15,7 @@ For each assignment, ``--rounds`` times, interleaved (so that both sides see the
 The ratio is median(grade) / median(notebook).  The profile splits one grading (``Grade.profile``, run in this
 process) into its phases.  ``--many`` grades N copies of the solved assignment 1 with ``--jobs`` at a time
 and reports the wall time, the rate, and the load average before and after (the machine may be shared).
+CPU time is the sum over the grader's processes (the sandboxes' too), sampled like the memory.
 Benchmarks live here, outside the tests: times are only compared within one run.
 """
 
@@ -47,38 +48,28 @@ def run_notebook(path: Path) -> float:
     return time.monotonic() - start
 
 
-def _tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-                children.setdefault(int(stat[stat.rindex(b")") + 2:].split()[1]), []).append(int(entry.name))
-            except (OSError, ValueError):
-                continue
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
+def grade_cli(path: Path, dist: Path, *extra: str) -> tuple[float, int, str, float]:
+    """Seconds, peak memory (bytes, all its processes together), output and CPU seconds (all its processes)
+    of one ``grade`` run."""
 
-
-
-
-def grade_cli(path: Path, dist: Path, *extra: str) -> tuple[float, int, str]:
-    """Seconds, peak memory (bytes, all its processes together) and output of one ``grade`` run."""
-    from lecture_grading.grader.sandbox.base import memory_of  # proportional set sizes: shared pages once
+    from lecture_grading.grader.sandbox.base import descendants, memory_of  # PSS: shared pages count once
 
     cmd = [sys.executable, "-m", "lecture_grading.grader", "grade", str(path), "--dist", str(dist), *extra]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
+    peak, ticks = [0], {}
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], memory_of(_tree(proc.pid)))
+            pids = descendants(proc.pid)
+            peak[0] = max(peak[0], memory_of(pids))
+            for pid in pids:  # CPU time so far of each process (utime + stime, clock ticks)
+                try:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                    ticks[pid] = max(ticks.get(pid, 0), int(fields[11]) + int(fields[12]))
+                except (OSError, ValueError, IndexError):
+                    continue
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -86,9 +77,10 @@ def grade_cli(path: Path, dist: Path, *extra: str) -> tuple[float, int, str]:
     out, _ = proc.communicate()
     seconds = time.monotonic() - start
     sampler.join()
+    cpu = sum(ticks.values()) / os.sysconf("SC_CLK_TCK")  # sampled: the last 0.05 s of each process is missed
     if proc.returncode:
         raise RuntimeError(f"grading failed ({proc.returncode}): {out[-2000:]}")
-    return seconds, peak[0], out
+    return seconds, peak[0], out, cpu
 
 
 def profile(path: Path, dist: Path) -> dict[str, float]:
@@ -103,24 +95,28 @@ def profile(path: Path, dist: Path) -> dict[str, float]:
 def ratio(rounds: int, work: Path, dist: Path) -> None:
     from lecture_grading.grader.grade import PHASES
 
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  (2 cores on the lead's machine)")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPU cores")
     for name in ASSIGNMENTS:
         folder = work / name
         folder.mkdir()
         nb = folder / f"{name}.ipynb"
         shutil.copy(dist / name / "autograder" / f"{name}.ipynb", nb)
-        notebook, grading, peaks = [], [], []
+        notebook, grading, peaks, cpus = [], [], [], []
         for _ in range(rounds):
             notebook.append(run_notebook(nb))
-            seconds, peak, _ = grade_cli(nb, dist)
+            seconds, peak, _, cpu = grade_cli(nb, dist)
             grading.append(seconds)
             peaks.append(peak)
+            cpus.append(cpu)
         prof = profile(nb, dist)
         n, g = statistics.median(notebook), statistics.median(grading)
         print(f"\n{name}: notebook alone {n:.1f} s, grading {g:.1f} s (medians of {rounds}, interleaved): "
               f"ratio {g / n:.2f}; peak memory while grading {max(peaks) / 2**20:.0f} MiB (grader + sandbox)")
         print(f"  notebook runs {', '.join(f'{x:.1f}' for x in notebook)} s; gradings "
               f"{', '.join(f'{x:.1f}' for x in grading)} s")
+        cpu = statistics.median(cpus)
+        print(f"  CPU time of a grading (grader and sandbox): {cpu:.1f} s; on Gradescope's default half a virtual "
+              f"CPU that is at least {2 * cpu:.0f} s")
         print(f"  profile of one grading in this process ({prof['total']:.2f} s; grader and sandbox start overlap):")
         for key, what in PHASES.items():
             if key in prof:
@@ -151,15 +147,15 @@ def many(count: int, jobs: int, work: Path, dist: Path) -> None:
         (folder / f"student{k:03d}").mkdir(parents=True)
         shutil.copy(dist / name / "autograder" / f"{name}.ipynb", folder / f"student{k:03d}" / f"{name}.ipynb")
     before = os.getloadavg()
-    seconds, peak, _ = grade_cli(folder, dist, "--jobs", str(jobs), "--csv", str(work / "scores.csv"),
-                                 "--no-progress")
+    seconds, peak, _, cpu = grade_cli(folder, dist, "--jobs", str(jobs), "--csv", str(work / "scores.csv"),
+                                      "--no-progress")
     after = os.getloadavg()
     with open(work / "scores.csv", newline="") as f:
         totals = [row["total"] for row in csv.DictReader(f)]
     assert totals == ["12"] * count, f"not every copy scored 12: {sorted(set(totals))}"
     print(f"{count} copies of the solved {name}, --jobs {jobs}: {seconds / 60:.1f} min "
           f"({seconds / count:.2f} s per submission, {count / seconds * 60:.1f} per minute); all scored 12; "
-          f"peak memory {peak / 2**30:.2f} GiB")
+          f"peak memory {peak / 2**30:.2f} GiB; CPU time {cpu / count:.2f} s per submission")
     print(f"load average (1, 5, 15 min) before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "
           f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}")
 

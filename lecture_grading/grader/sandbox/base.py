@@ -123,6 +123,19 @@ def processes() -> list[tuple[int, int, int, bytes]]:
     return out
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for child, parent, _, _ in processes():
+        children.setdefault(parent, []).append(child)
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def memory_of(pids: list[int]) -> int:
     """Memory of processes, in bytes: their proportional set size (a page shared by n processes counts 1/n
     in each, so forked children are not counted twice), else their resident size."""

@@ -29,6 +29,7 @@ from lecture_grading.grader.sandbox.base import (
     SandboxUnavailable,
     Session,
     alive,
+    descendants,
     environment,
     runner_command,
     start_time,
@@ -113,6 +114,20 @@ def python_paths(forbidden: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     return [p for p in out if not any(q != p and q in p.parents for q in out)]
 
 
+def readonly_binds(paths: list[Path], made: set[str]) -> list[str]:
+    """bwrap arguments binding ``paths`` read-only, their parents first made readable by everyone (bwrap would
+    make them readable by root only); ``made``: folders that exist already."""
+    args, seen = [], {Path("/"), *map(Path, made)}
+    for p in paths:
+        for parent in reversed(p.parents):
+            if parent not in seen:
+                seen.add(parent)
+                args += ["--perms", "0755", "--dir", str(parent)]
+    for p in paths:
+        args += ["--ro-bind", str(p), str(p)]
+    return args
+
+
 class Bubblewrap(Session):
     backend = "bubblewrap"
 
@@ -138,15 +153,7 @@ class Bubblewrap(Session):
                     "--perms", "1777", "--size", str(lim.tmp_size), "--tmpfs", "/tmp"]
         else:
             cmd += ["--perms", "1777", "--tmpfs", "/tmp"]
-        binds = python_paths(self.options.private)
-        made = {Path("/"), Path("/usr"), Path("/tmp"), Path("/dev"), Path("/proc")}
-        for p in binds:  # bwrap would create their parents readable by root only
-            for parent in reversed(p.parents):
-                if parent not in made:
-                    made.add(parent)
-                    cmd += ["--perms", "0755", "--dir", str(parent)]
-        for p in binds:
-            cmd += ["--ro-bind", str(p), str(p)]
+        cmd += readonly_binds(python_paths(self.options.private), {"/usr", "/tmp", "/dev", "/proc"})
         cmd += ["--chdir", "/tmp", "--clearenv"]
         for k, v in environment(self.options).items():
             cmd += ["--setenv", k, v]
@@ -162,25 +169,7 @@ class Bubblewrap(Session):
 
     def pids(self) -> list[int]:
         """The bwrap process and all its descendants (the PID namespace keeps them there)."""
-        if self.proc is None:
-            return []
-        children: dict[int, list[int]] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    stat = f.read()
-                ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-            except (OSError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-        out, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            out.append(pid)
-            todo += children.get(pid, [])
-        return out
+        return descendants(self.proc.pid) if self.proc is not None else []
 
     def kill_all(self) -> None:
         """Its process group, then every process found below it (the PID namespace would take them too, but
