@@ -8,7 +8,7 @@
 #   make assignments  build student notebooks and the graders' test files under dist/assignments/
 #   make grade SUBMISSION=path.ipynb   grade a submission (or a folder of them), each in a bubblewrap sandbox
 #   make gradescope   build each assignment's Gradescope autograder zip under dist/gradescope/
-#   make grade-tests  every attack on the grader in tests/test_grading_attacks.py (make test runs a few)
+#   make grade-tests  every grading test, every attack on the grader included (make test runs a few attacks)
 #   make bench-grade  time grading against running the reference solution notebook, side by side
 #   make bench        time the data pipelines side by side
 #   make sync         after editing a notebook's .py: update its .ipynb (cells only; the outputs stay)
@@ -98,9 +98,11 @@ bench-grade: venv bubblewrap
 	@$(SETUP) install lab,grading
 	$(PY) -m tools.bench_grade
 
+GRADING_TESTS := tests/test_grading_attacks.py tests/test_sandbox.py tests/test_gradescope.py \
+	tests/test_grading_faults.py tests/test_assignments.py tests/test_assignment_checks.py tests/test_lecture_grading.py
 grade-tests: venv bubblewrap
 	@$(SETUP) install $(TEST_EXTRAS) lab,site
-	GRADE_TESTS=full $(PY) -m pytest tests/test_grading_attacks.py tests/test_sandbox.py
+	GRADE_TESTS=full $(PY) -m pytest $(GRADING_TESTS)
 
 # The grading sandbox (bwrap): installed when missing if we are root with apt-get, else named.
 bubblewrap:

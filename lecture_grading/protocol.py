@@ -45,7 +45,8 @@ def answer(message: dict, blob: bytes = b"") -> bytes:
 def limit_of(exc: BaseException) -> str | None:
     """The limit an exception shows its process ran into: ``"memory"`` (RLIMIT_DATA: MemoryError),
     ``"process"`` (RLIMIT_NPROC: a fork or thread refused with EAGAIN), ``"disk"`` (RLIMIT_FSIZE or a full
-    /tmp), or None for an ordinary error.  By type and errno, never by the message's words."""
+    /tmp), or None for an ordinary error.  By type and errno; by the words only of the two RuntimeErrors that
+    threading and torch's allocator raise for a refused resource."""
     if isinstance(exc, MemoryError):
         return "memory"
     if isinstance(exc, OSError):
@@ -53,8 +54,12 @@ def limit_of(exc: BaseException) -> str | None:
             return "disk"
         if exc.errno == errno.EAGAIN:  # fork(), clone(): RLIMIT_NPROC
             return "process"
-    if isinstance(exc, RuntimeError) and str(exc).startswith("can't start new thread"):
-        return "process"  # threading's own error for pthread_create's EAGAIN (the one case read by its text)
+    if isinstance(exc, RuntimeError):  # two libraries report a refused resource as a RuntimeError, in set words:
+        text = str(exc)
+        if text.startswith("can't start new thread"):
+            return "process"  # threading, for pthread_create's EAGAIN
+        if "DefaultCPUAllocator: can't allocate memory" in text:
+            return "memory"  # torch's CPU allocator, for malloc's ENOMEM
     return None
 
 

@@ -321,6 +321,8 @@ def test_the_protocol_reader_takes_messages_and_blobs_and_skips_junk():
     (MemoryError(), "memory"), (BlockingIOError(11, "Resource temporarily unavailable"), "process"),
     (OSError(27, "File too large"), "disk"), (OSError(28, "No space left on device"), "disk"),
     (RuntimeError("can't start new thread"), "process"), (ValueError("memory"), None),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 17179869184 bytes. Error code 12 (Cannot allocate memory)"), "memory"),
     (RuntimeError("MemoryError in a message"), None)])
 def test_a_limit_is_read_from_the_exception_not_its_words(exc, limit):
     from lecture_grading import protocol
