@@ -18,6 +18,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -76,6 +77,30 @@ def test_a_clone_under_tmp_grades(built, tmp_path):
     rows = _rows(tmp_path / "scores.csv")
     assert (rows["reference"]["total"], rows["blank"]["total"]) == ("12", "0")
     assert {r["status"] for r in rows.values()} == {"graded"}
+
+
+def test_a_fresh_checkout_builds_each_assignment_once_when_grading_two_at_a_time(built, tmp_path, monkeypatch):
+    """From a clean clone (no dist/), two submissions graded side by side both found the assignment unbuilt and
+    built it at once; the second build's rename failed ("Directory not empty") and failed its grading.  A build
+    takes seconds in a fresh process (nbformat's first import); here it is made that slow on purpose."""
+    builds = []
+    real = build.build_one
+
+    def slow(path, dist):
+        builds.append(path)
+        time.sleep(1.0)
+        return real(path, dist)
+
+    monkeypatch.setattr(build, "build_one", slow)
+    folder = tmp_path / "submissions"
+    for name, kind in (("reference", "autograder"), ("blank", "student")):
+        (folder / name).mkdir(parents=True)
+        nbformat.write(_notebook(built, kind), folder / name / f"{A1}.ipynb")
+    code = cli.main(["grade", str(folder), "--csv", str(tmp_path / "scores.csv"), "--dist", str(tmp_path / "dist"),
+                     "--masters", str(MASTERS), "--jobs", "2"])
+    rows = _rows(tmp_path / "scores.csv")
+    assert code == 0 and (rows["reference"]["total"], rows["blank"]["total"]) == ("12", "0"), rows
+    assert len(builds) == 1
 
 
 # -- a grader failure is never a score ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from lecture_grading.grader import master as masters
@@ -203,9 +204,15 @@ def build_one(path: Path, dist: Path) -> Path:
         nbformat.write(student, tmp / "student" / f"{name}.ipynb")
         nbformat.write(student_notebook(m, solutions=True), tmp / "autograder" / f"{name}.ipynb")
         (tmp / "autograder" / "tests.json").write_text(m.assignment.to_json())
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        for attempt in range(3):  # another build may put its folder there meanwhile: the last one wins
+            if out.exists():
+                shutil.rmtree(out, ignore_errors=True)
+            try:
+                tmp.rename(out)
+                break
+            except OSError:
+                if attempt == 2:
+                    raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -222,14 +229,18 @@ def build(masters_dir: Path, dist: Path, names: list[str] | None = None) -> list
     return [build_one(m, dist) for m in chosen]
 
 
+_building = threading.Lock()
+
+
 def load_assignment(name: str, dist: Path, masters_dir: Path | None = None) -> Assignment:
     """The built tests of assignment ``name`` in ``dist`` (built first from ``masters_dir`` when missing or
-    older than the master)."""
+    older than the master; one build at a time, so that submissions graded side by side build it once)."""
     path = Path(dist) / name / "autograder" / "tests.json"
     master = Path(masters_dir) / f"{name}.ipynb" if masters_dir else None
-    if master is not None and master.is_file() and (
-            not path.is_file() or master.stat().st_mtime > path.stat().st_mtime or not _current(path)):
-        build_one(master, dist)
+    with _building:
+        if master is not None and master.is_file() and (
+                not path.is_file() or master.stat().st_mtime > path.stat().st_mtime or not _current(path)):
+            build_one(master, dist)
     if not path.is_file():
         raise FileNotFoundError(f"no tests for {name} in {dist} (build the assignment first)")
     return Assignment.from_json(path.read_text())
