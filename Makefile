@@ -9,7 +9,9 @@
 #   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs in notebooks/*.ipynb
 #   make assignments  build student notebooks and the graders' test files under dist/assignments/
 #   make grade SUBMISSION=path.ipynb   grade a submission (or a folder of them), each in a bubblewrap sandbox
-#   make grade-tests  every attack on the grader in tests/test_grading_attacks.py (make test runs a few)
+#   make gradescope   build each assignment's Gradescope autograder zip under dist/gradescope/
+#   make grade-tests  every grading test, every attack on the grader included (make test runs a few attacks)
+#   make bench-grade  time grading against running the reference solution notebook, side by side
 #   make bench        time the data pipelines side by side
 #   make sync         after editing a notebook's .py: update its .ipynb (cells only; the outputs stay)
 #   make colab        regenerate every notebook's Colab badge and set-up cell from pyproject.toml
@@ -28,7 +30,8 @@ QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test site handout lecture outputs assignments grade grade-tests bubblewrap bench sync colab browser-deps chromium clean
+.PHONY: help venv lab test site handout lecture outputs assignments grade gradescope grade-tests bench-grade bubblewrap \
+	bench sync colab browser-deps chromium clean
 
 # Before anything is installed: is $(PYTHON) a Python 3.11+?  One line (make's "*** ... Stop.") if not.
 ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
@@ -39,7 +42,7 @@ endif
 endif
 
 help:
-	@sed -n '2,19s/^# \{0,1\}//p' Makefile
+	@sed -n '2,20s/^# \{0,1\}//p' Makefile
 
 # (Re)creates .venv when it is missing, has no pip, or was made by another Python (one line says which).
 venv:
@@ -84,20 +87,34 @@ outputs: venv
 	@$(SETUP) install lab
 	$(PY) -m tools.outputs $(NB)
 
+# The grader is the package's own (python -m lecture_grading.grader --help); these targets are its usual calls.
 assignments: venv
 	@$(SETUP) install lab,grading
-	$(PY) -m tools.assignments build
+	$(PY) -m lecture_grading.grader build
 
 # SUBMISSION may also be a folder of notebooks; CSV=scores.csv writes one row per submission, REPORTS=dir one
-# report per student.
+# report per student, JOBS=2 grades two at a time.
 grade: venv bubblewrap
-	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv] [REPORTS=dir]"; exit 2; }
+	@test -n "$(SUBMISSION)" || { echo "usage: make grade SUBMISSION=path/to/notebook.ipynb [CSV=scores.csv] [REPORTS=dir] [JOBS=2]"; exit 2; }
 	@$(SETUP) install lab,grading
-	$(PY) -m tools.assignments grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)") $(if $(REPORTS),--reports "$(REPORTS)")
+	$(PY) -m lecture_grading.grader grade "$(SUBMISSION)" $(if $(CSV),--csv "$(CSV)") $(if $(REPORTS),--reports "$(REPORTS)") $(if $(JOBS),--jobs $(JOBS))
 
+# One zip per assignment (upload it as a Gradescope "Autograder"): its tests, this package's wheel built from
+# this checkout, setup.sh and run_autograder; never the reference solutions.  See assignments/README.md.
+gradescope: venv
+	@$(SETUP) install lab,grading
+	$(PY) -m lecture_grading.grader gradescope --project .
+
+# Grading a solved submission vs running the reference solution notebook alone, interleaved, as a ratio.
+bench-grade: venv bubblewrap
+	@$(SETUP) install lab,grading
+	$(PY) -m tools.bench_grade
+
+GRADING_TESTS := tests/test_grading_attacks.py tests/test_sandbox.py tests/test_gradescope.py \
+	tests/test_grading_faults.py tests/test_assignments.py tests/test_assignment_checks.py tests/test_lecture_grading.py
 grade-tests: venv bubblewrap
 	@$(SETUP) install $(TEST_EXTRAS) lab,site
-	GRADE_TESTS=full $(PY) -m pytest tests/test_grading_attacks.py tests/test_sandbox.py
+	GRADE_TESTS=full $(PY) -m pytest $(GRADING_TESTS)
 
 # The grading sandbox (bwrap): installed when missing if we are root with apt-get, else named.
 bubblewrap:

@@ -50,9 +50,14 @@ class TestSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def for_runner(self) -> dict:
+        """What the sandbox is sent to run this test: its given and call parts, never its check part."""
+        return {"question": self.question, "number": self.number, "given": self.given, "call": self.call,
+                "exports": list(self.exports)}
+
     @classmethod
     def from_dict(cls, d: dict) -> TestSpec:
-        return cls(**d)
+        return cls(**{"check": "", **d})
 
     @classmethod
     def from_cell(cls, source: str, question: str, number: int) -> TestSpec:
@@ -144,9 +149,12 @@ def standard_namespace() -> dict:
 
 
 def last_line(exc: BaseException) -> str:
-    """``Type: message`` of an exception, on one line (as the last line of its traceback)."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
-    return (text[-1] if text else type(exc).__name__)[:300]
+    """``Type: message`` of an exception, on one line (as the last line of its traceback; a message of several
+    lines is joined, so that its first words and its type are kept)."""
+    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if isinstance(exc, SyntaxError):  # its first lines show the code and a caret; the last one says why
+        text = text.splitlines()[-1] if text else ""
+    return (" ".join(text.split()) or type(exc).__name__)[:300]
 
 
 def run_call(spec: TestSpec, namespace: dict) -> dict:

@@ -18,21 +18,32 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import assignments, colab, sandbox
+from lecture_grading.grader import build, cli, exports, grade, master, reports
+from lecture_grading.grader.sandbox import bubblewrap
+from tools import assignments, colab
 
-MASTERS = {m.stem: m for m in assignments.masters()}
+ROOT = Path(__file__).resolve().parent.parent
+MASTERS = {m.stem: m for m in build.find(ROOT / "assignments")}
 A1, A2 = "01_initialization", "02_batchnorm"
-needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason=str(sandbox.bwrap_problem()))
+needs_bwrap = pytest.mark.skipif(bubblewrap.problem() is not None, reason=str(bubblewrap.problem()))
+
+
+def check_master(path: Path) -> list[str]:
+    """What is wrong with a master (empty when fine), as the build sees it."""
+    try:
+        return master.problems(master.load(path))
+    except ValueError as e:
+        return [str(e)]
 
 
 def test_there_are_two_masters_and_they_are_well_formed():
     assert set(MASTERS) >= {A1, A2}
-    for master in MASTERS.values():
-        assert assignments.check_master(master) == []
-        qs = assignments.questions(master)
-        assert all(q["points"] for q in qs), "every question has points"
-        assert [q["name"] for q in qs if q["manual"]] == ["q6"], "one written question, graded by hand"
-        assert sum(q["points"] for q in qs if not q["manual"]) == 12
+    for path in MASTERS.values():
+        assert check_master(path) == []
+        qs = master.load(path).assignment.questions
+        assert all(q.points for q in qs), "every question has points"
+        assert [q.name for q in qs if q.manual] == ["q6"], "one written question, graded by hand"
+        assert sum(q.points for q in qs if not q.manual) == 12
 
 
 @pytest.mark.parametrize("name", sorted(MASTERS))
@@ -51,7 +62,7 @@ def test_raw_cells_survive_the_jupytext_round_trip(name):
 
 @pytest.mark.parametrize("name", sorted(MASTERS))
 def test_every_question_has_public_and_hidden_tests_and_rules(name):
-    a, _ = assignments.parse_master(MASTERS[name])
+    a = master.load(MASTERS[name]).assignment
     for q in a.auto:
         assert any(not t.hidden for t in q.tests) and any(t.hidden for t in q.tests), q.name
     assert "lecture_utils" in a.rules["forbid"] and a.rules["allow"] == ["lecture_utils.config"]
@@ -59,7 +70,8 @@ def test_every_question_has_public_and_hidden_tests_and_rules(name):
 
 
 def test_masters_use_the_lecture_colab_cell():
-    assert assignments.setup_source() == colab.setup_source()  # students need only the package
+    assert assignments.check() == []  # students need only the package
+    assert colab.SETUP_MARKER.startswith(master.SETUP_MARKER)  # the grader finds the cell tools/colab.py writes
 
 
 @pytest.mark.parametrize(("line", "student"), [
@@ -68,7 +80,7 @@ def test_masters_use_the_lecture_colab_cell():
     ("    # BEGIN SOLUTION\n    x = 1\n    y = 2\n    # END SOLUTION\n    return x", "    ...\n    return x"),
 ])
 def test_solutions_become_ellipses(line, student):
-    assert assignments.strip_solution(line) == student
+    assert build.strip_solution(line) == student
 
 
 def test_malformed_masters_are_refused(tmp_path):
@@ -84,7 +96,7 @@ def test_malformed_masters_are_refused(tmp_path):
         assert text.count(old) == 1, old
         path = tmp_path / f"{A1}.ipynb"
         nbformat.write(jupytext.reads(text.replace(old, new), fmt="py:percent"), path)
-        errors = assignments.check_master(path)
+        errors = check_master(path)
         assert errors and message in errors[0], errors
 
 
@@ -93,16 +105,16 @@ def built(tmp_path_factory) -> Path:
     """Build every master, as `make assignments` does, in a copy of the tracked files alone (a clean checkout:
     no dist/, no earlier build, not even lecture_utils)."""
     checkout = tmp_path_factory.mktemp("checkout")
-    listed = subprocess.run(["git", "ls-files", "assignments", "tools", "pyproject.toml"], cwd=assignments.ROOT,
+    listed = subprocess.run(["git", "ls-files", "assignments", "tools", "pyproject.toml"], cwd=ROOT,
                             capture_output=True, text=True)
     tracked = listed.stdout.split() if listed.returncode == 0 else []
-    tracked = [t for t in tracked if (assignments.ROOT / t).is_file()]
-    for rel in {*tracked, *(str(p.relative_to(assignments.ROOT)) for d in ("assignments", "tools")
-                             for p in (assignments.ROOT / d).glob("*") if p.is_file()), "pyproject.toml"}:
+    tracked = [t for t in tracked if (ROOT / t).is_file()]
+    for rel in {*tracked, *(str(p.relative_to(ROOT)) for d in ("assignments", "tools")
+                             for p in (ROOT / d).glob("*") if p.is_file()), "pyproject.toml"}:
         (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(assignments.ROOT / rel, checkout / rel)
+        shutil.copy(ROOT / rel, checkout / rel)
     dist = checkout / "dist" / "assignments"
-    res = subprocess.run([sys.executable, "-m", "tools.assignments", "build"], cwd=checkout,
+    res = subprocess.run([sys.executable, "-m", "lecture_grading.grader", "build"], cwd=checkout,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted(p.name for p in dist.iterdir()) == sorted(MASTERS)
@@ -155,7 +167,7 @@ def results(built, tmp_path_factory) -> dict:
         key, path = item
         if key.startswith("run"):
             return _execute(path)
-        return assignments.grade(path, dist=built, slot=list(jobs).index(key))
+        return grade.grade(path, dist=built, slot=list(jobs).index(key))
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         return dict(zip(jobs, pool.map(run, jobs.items()), strict=True))
@@ -165,7 +177,7 @@ def test_build_writes_student_notebook_reference_and_tests(built):
     for n in MASTERS:
         assert (built / n / "student" / f"{n}.ipynb").is_file()
         assert (built / n / "autograder" / f"{n}.ipynb").is_file()
-        tests = assignments.Assignment.from_json((built / n / "autograder" / "tests.json").read_text())
+        tests = master.Assignment.from_json((built / n / "autograder" / "tests.json").read_text())
         assert [q.name for q in tests.questions] == ["q1", "q2", "q3", "q4", "q5", "q6"]
         assert sum(t.hidden for q in tests.auto for t in q.tests) >= 7
 
@@ -183,15 +195,15 @@ def test_build_writes_student_notebook_reference_and_tests(built):
 def test_student_notebook_has_no_solution_and_no_hidden_test(built, name, solution_lines, hidden_lines):
     nb = nbformat.read(built / name / "student" / f"{name}.ipynb", as_version=4)
     text = "\n".join(c.source for c in nb.cells) + json.dumps(nb.metadata, ensure_ascii=False)
-    master = MASTERS[name].with_suffix(".py").read_text()
+    source = MASTERS[name].with_suffix(".py").read_text()
     for line in solution_lines + hidden_lines:
-        assert line in master, f"the test is stale: {line!r} is not in the master"
+        assert line in source, f"the test is stale: {line!r} is not in the master"
         assert line not in text, f"{line!r} leaks into the student notebook"
-    a, _ = assignments.parse_master(MASTERS[name])
-    assert assignments.leaks(built / name / "student" / f"{name}.ipynb", a) == []
+    a = master.load(MASTERS[name]).assignment
+    assert build.leaks(nb, a) == []
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].source.strip() == assignments.setup_source(), "the Colab set-up cell comes first"
-    assert code[2].source.startswith(assignments.CHECKS_TITLE), "check is defined right after the imports"
+    assert code[0].source.strip() == a.setup, "the Colab set-up cell comes first"
+    assert code[2].source.startswith(master.CHECKS_TITLE), "check is defined right after the imports"
     assert code[2].metadata["cellView"] == "form" and code[2].metadata["jupyter"]["source_hidden"] is True
     assert "MASTER ONLY" not in text and "from lecture_grading import expect" not in text
     assert nb.metadata["assignment"] == {"name": name} and "jupytext" not in nb.metadata
@@ -208,7 +220,7 @@ def test_student_notebook_has_no_solution_and_no_hidden_test(built, name, soluti
 def test_reference_solutions_score_full_marks(results, key):
     g = results[key]
     assert g.error == "" and g.sessions == 1
-    assert g.possible == 12 and g.total == 12, g.report(verbose=True)
+    assert g.possible == 12 and g.total == 12, reports.report(g, verbose=True)
     assert g.manual == {"q6": 2.0}
 
 
@@ -228,12 +240,12 @@ def test_one_wrong_function_loses_exactly_its_question(results):
     g, full = results["wrong"], results["sol1"]
     assert g.error == ""
     lost = {q: full.results[q].score - r.score for q, r in g.results.items() if r.score != full.results[q].score}
-    assert lost == {"q4": 2.0}, g.report(verbose=True)
-    report = g.report()
+    assert lost == {"q4": 2.0}, reports.report(g, verbose=True)
+    report = reports.report(g)
     assert "q4         0.00 / 2   (0 of 3 tests passed)" in report
     assert "public test q4.1: He init in a ReLU net" in report and "should be 2 at element 0, got 4" in report
     assert "hidden test q4.2 failed" in report and "ReLU with gain 1" not in report  # hidden messages stay hidden
-    assert "ReLU with gain 1" in g.report(verbose=True)
+    assert "ReLU with gain 1" in reports.report(g, verbose=True)
 
 
 @pytest.mark.parametrize(("key", "name"), [("run1", A1), ("run2", A2)])
@@ -267,7 +279,7 @@ def test_report_and_csv(results, tmp_path):
     grades = [results["sol1"], results["wrong"], results["sol2"]]
     grades[1].label = "wrong/01_initialization.ipynb"
     out = tmp_path / "scores.csv"
-    assignments.write_csv(grades, out)
+    exports.write_csv(grades, out)
     rows = list(csv.DictReader(out.open()))
     assert [r["total"] for r in rows] == ["12", "12", "10"]  # sorted by submission name
     wrong = rows[2]
@@ -280,10 +292,10 @@ def test_report_and_csv(results, tmp_path):
 def test_grade_rejects_unknown_and_unreadable_notebooks(tmp_path):
     nb = nbformat.v4.new_notebook()
     nbformat.write(nb, tmp_path / "x.ipynb")
-    g = assignments.grade(tmp_path / "x.ipynb", dist=tmp_path)
+    g = grade.grade(tmp_path / "x.ipynb", dist=tmp_path)
     assert "unknown assignment" in g.error and g.total == 0
     (tmp_path / "broken.ipynb").write_text("{not json")
-    g = assignments.grade(tmp_path / "broken.ipynb", dist=tmp_path)
+    g = grade.grade(tmp_path / "broken.ipynb", dist=tmp_path)
     assert g.error.startswith("cannot read the notebook")
     with pytest.raises(ValueError, match="not a notebook"):
-        assignments._submissions(tmp_path / "missing.txt")
+        cli.submissions(tmp_path / "missing.txt")

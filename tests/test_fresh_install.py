@@ -148,10 +148,10 @@ def run_assignment_checks(fresh: dict, notebook: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def built_assignments(tmp_path_factory) -> Path:
-    from tools import assignments
+    from lecture_grading.grader import build
 
     dist = tmp_path_factory.mktemp("dist")
-    assignments.build(dist=dist)
+    build.build(ROOT / "assignments", dist)
     return dist
 
 

@@ -21,15 +21,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import assignments, sandbox
+from lecture_grading.grader import build, cli, master
+from lecture_grading.grader.sandbox import SANDBOX_UID, bubblewrap
 
+ROOT = Path(__file__).resolve().parent.parent
+MASTERS = ROOT / "assignments"
 A1, A2 = "01_initialization", "02_batchnorm"
 FULL = os.environ.get("GRADE_TESTS") == "full"
 # A loop costs a cell's limit: A1's default (60 s) in the full run; 20 s in make test's run, which has only
 # A1 submissions (their honest cells take a second or two). A2 allows 120 s per cell: it trains networks.
 CELL_TIMEOUT = 60 if FULL else 20
 MEMORY_GIB = 2
-pytestmark = pytest.mark.skipif(sandbox.bwrap_problem() is not None, reason=str(sandbox.bwrap_problem()))
+pytestmark = pytest.mark.skipif(bubblewrap.problem() is not None, reason=str(bubblewrap.problem()))
 
 # -- the attackers' cells ------------------------------------------------------------------------------------
 PATCH_RUNNER = """
@@ -301,6 +304,24 @@ def variance_recurrence(*args, **kwargs):  # what it saw of the processes, for t
     return " ".join(cmdlines)
 """
 
+STEAL_CHECKS = """
+# Keep every check part the grader sends while a test runs (the runner's step), to show it later in an error.
+import sys
+stolen = []
+
+
+def fans(layer):
+    frame = sys._getframe(1)
+    while frame is not None:
+        step = frame.f_locals.get("step")
+        if isinstance(step, dict) and isinstance(step.get("test"), dict) and step["test"].get("check"):
+            stolen.append(step["test"]["check"])
+        frame = frame.f_back
+    return (0, 0)
+"""
+
+SHOW_STOLEN = 'raise RuntimeError(f"stolen: {len(stolen)} checks: {stolen}")'
+
 HARDCODED_PUBLIC = """
 def fans(layer):
     return (3, 5)
@@ -380,6 +401,9 @@ ATTACKS = [
            issue="(answer the grader's pipe with the public value: scores what hard-coding it scores)"),
     Attack("hardcoded-public", A1, "student", [("after", FANS, HARDCODED_PUBLIC)], {**zeros(), "q1": 0.4},
            issue="(hard-code the public test's answer, for comparison)"),
+    Attack("steal-checks", A1, "student", [("after", FANS, STEAL_CHECKS), ("after", "def xavier_std(", SHOW_STOLEN)],
+           zeros(), {"q2": "stolen: 0 checks"}, fast=True,
+           issue="(keep the check parts sent to the sandbox, show them in a later cell's error)"),
 ]
 CHOSEN = [a for a in ATTACKS if FULL or a.fast]
 
@@ -416,7 +440,7 @@ def sandbox_processes() -> list[int]:
                                if line.startswith("Uid:")))
             except (OSError, StopIteration):
                 continue
-            if sandbox.SANDBOX_UID <= uid < sandbox.SANDBOX_UID + 16:
+            if SANDBOX_UID <= uid < SANDBOX_UID + 16:
                 left.append(int(entry.name))
     return left
 
@@ -424,7 +448,7 @@ def sandbox_processes() -> list[int]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
-    assignments.build(dist=dist)
+    build.build(MASTERS, dist)
     return dist
 
 
@@ -439,9 +463,9 @@ def graded(built, tmp_path_factory):
     before, tests_before = digest(folder), digest(built)
     out = tmp_path_factory.mktemp("out")
     started = time.monotonic()
-    code = assignments.main(["grade", str(folder), "--csv", str(out / "scores.csv"), "--reports", str(out / "reports"),
-                             "--jobs", "2", "--dist", str(built), "--memory", str(MEMORY_GIB),
-                             *([] if FULL else ["--cell-timeout", str(CELL_TIMEOUT)])])
+    code = cli.main(["grade", str(folder), "--csv", str(out / "scores.csv"), "--reports", str(out / "reports"),
+                     "--jobs", "2", "--dist", str(built), "--masters", str(MASTERS), "--memory", str(MEMORY_GIB),
+                     *([] if FULL else ["--cell-timeout", str(CELL_TIMEOUT)])])
     seconds = time.monotonic() - started
     time.sleep(2)  # a detached writer would strike now
     return {"code": code, "folder": folder, "out": out, "before": before, "tests_before": tests_before,
@@ -478,7 +502,7 @@ def test_nothing_keeps_running_after_grading(graded):
 
 
 def test_csv_and_reports_hold_no_hidden_test(graded, built):
-    tests = assignments.Assignment.from_json((built / A1 / "autograder" / "tests.json").read_text())
+    tests = master.Assignment.from_json((built / A1 / "autograder" / "tests.json").read_text())
     hidden = [t.check.splitlines()[0] for q in tests.auto for t in q.tests if t.hidden]
     texts = [graded["csv"], *(p.read_text() for p in (graded["out"] / "reports").iterdir())]
     assert hidden and not [h for h in hidden for text in texts if h in text]
@@ -499,7 +523,8 @@ def test_a_second_run_gives_the_same_csv(built, tmp_path):
     texts = []
     for k in range(2):
         out = tmp_path / f"scores{k}.csv"
-        assert assignments.main(["grade", str(folder), "--csv", str(out), "--jobs", "2", "--dist", str(built)]) == 0
+        assert cli.main(["grade", str(folder), "--csv", str(out), "--jobs", "2", "--dist", str(built),
+                         "--masters", str(MASTERS)]) == 0
         texts.append(out.read_bytes())
     assert texts[0] == texts[1]
     rows = {r["submission"].split("/")[0]: r for r in csv.DictReader(texts[0].decode().splitlines())}

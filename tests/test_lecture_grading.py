@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from lecture_grading import Checks, TestSpec, expect, rules, wire
+from lecture_grading import Checks, TestSpec, expect, wire
 from lecture_grading.checks import assigned_names, run_call, run_check
+from lecture_grading.grader import rules
 
 
 # -- wire ----------------------------------------------------------------------------------------------------
@@ -239,3 +240,114 @@ def test_forbidden_and_dynamic_code_is_found_with_its_line(source, what):
 
 def test_no_rules_no_violations():
     assert rules.violations("exec('x')", {}) == []
+
+
+# -- one grading house ----------------------------------------------------------------------------------------------
+def _imports(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_no_grading_module_reaches_into_tools_and_the_student_side_never_imports_the_grader():
+    from pathlib import Path
+
+    import lecture_grading
+
+    package = Path(lecture_grading.__file__).parent
+    modules = sorted(package.rglob("*.py"))
+    assert len(modules) > 15
+    for path in modules:
+        assert not [m for m in _imports(path) if m == "tools" or m.startswith("tools.")], path
+    for name in ("__init__", "checks", "expect", "wire", "protocol", "limits", "seccomp", "runner"):
+        assert not [m for m in _imports(package / f"{name}.py") if m.startswith("lecture_grading.grader")], name
+
+
+def test_a_students_check_loads_nothing_of_the_grader():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lecture_grading import Checks\n"
+            "check = Checks('a', {'q1': [dict(question='q1', number=1, exports=['x'], given='', call='x = f()', "
+            "check='expect.equal(x, 3, \"f()\")')]})\n"
+            "f = lambda: 3\nassert check('q1', globals()).passed\n"
+            "print(sorted(m for m in sys.modules if m.startswith('lecture_grading')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert eval(out) == ["lecture_grading", "lecture_grading.checks", "lecture_grading.expect", "lecture_grading.wire"]
+
+
+def test_the_readme_shows_the_limits_as_defined():
+    from pathlib import Path
+
+    from lecture_grading import limits
+
+    readme = (Path(__file__).resolve().parent.parent / "assignments" / "README.md").read_text()
+    assert limits.table() in readme
+
+
+# -- limits, protocol, seccomp ------------------------------------------------------------------------------------------
+def test_limits_have_one_definition():
+    from lecture_grading.limits import GiB, Limits
+
+    lim = Limits.from_config({"name": "a", "cell_timeout": 120, "rules": {}}, memory=2 * GiB, test_timeout=None)
+    assert (lim.cell_timeout, lim.test_timeout, lim.memory) == (120.0, 60.0, 2 * GiB)
+    assert lim.rlimits() == {"data": 2 * GiB, "nproc": 64, "fsize": 64 << 20, "cpu": 901}
+    with pytest.raises(ValueError, match="memory must be a positive number"):
+        Limits.from_config({"memory": -1})
+    with pytest.raises(ValueError, match="is not a limit"):
+        Limits.from_config({}, memroy=1)
+
+
+def test_the_protocol_reader_takes_messages_and_blobs_and_skips_junk():
+    from lecture_grading import protocol
+
+    r = protocol.Reader()
+    stream = (b"not json\n[1]\n" + protocol.answer({"id": 1, "ok": True}) + b'{"id": 5, "blob": -3}\n'
+              + protocol.answer({"id": 2, "ok": True, "result": {}}, b"\x00\x01tensor"))
+    got = []
+    for k in range(0, len(stream), 7):  # as it comes, in pieces
+        r.feed(stream[k:k + 7])
+        got += list(r.messages())
+    assert got == [{"id": 1, "ok": True}, {"id": 2, "ok": True, "result": {}, "blob": b"\x00\x01tensor"}]
+
+
+@pytest.mark.parametrize(("exc", "limit"), [
+    (MemoryError(), "memory"), (BlockingIOError(11, "Resource temporarily unavailable"), "process"),
+    (OSError(27, "File too large"), "disk"), (OSError(28, "No space left on device"), "disk"),
+    (RuntimeError("can't start new thread"), "process"), (ValueError("memory"), None),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you "
+                  "tried to allocate 17179869184 bytes. Error code 12 (Cannot allocate memory)"), "memory"),
+    (RuntimeError("MemoryError in a message"), None)])
+def test_a_limit_is_read_from_the_exception_not_its_words(exc, limit):
+    from lecture_grading import protocol
+
+    assert protocol.limit_of(exc) == limit
+
+
+def test_seccomp_programs_for_both_architectures():
+    from lecture_grading import seccomp
+
+    for arch in ("x86_64", "aarch64"):
+        prog = seccomp.program(seccomp.no_network() + seccomp.no_namespaces(), arch)
+        assert len(prog) % 8 == 0 and len(prog) // 8 < 64
+    with pytest.raises(seccomp.Unsupported):
+        seccomp.program(seccomp.no_network(), "riscv64")
+
+
+def test_the_network_filter_refuses_sockets_but_unix_ones():
+    import subprocess
+    import sys
+
+    code = ("import socket, errno\nfrom lecture_grading import seccomp\nseccomp.install(seccomp.no_network())\n"
+            "socket.socket(socket.AF_UNIX).close()\nout = []\n"
+            "for fam in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET):\n"
+            "    try:\n        socket.socket(fam)\n        out.append('open')\n"
+            "    except OSError as e:\n        out.append(errno.errorcode[e.errno])\nprint(out)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['EACCES', 'EACCES', 'EACCES', 'EACCES']"

@@ -65,18 +65,23 @@ def violations(source: str, rules: dict) -> list[Violation]:
     allow = list(rules.get("allow") or [])
     if not forbid:
         return []
-    try:  # magics (%run, !cmd) become the calls they stand for, so that they are read too
-        from IPython.core.inputtransformer2 import TransformerManager
-
-        source = TransformerManager().transform_cell(source)
-    except Exception:
-        pass
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return []  # it cannot run either
-    except (ValueError, RecursionError):
-        return [Violation(1, "code that cannot be read")]
+    except (SyntaxError, ValueError, RecursionError):
+        # Not plain Python: magics (%run, !cmd) become the calls they stand for, so that they are read too.
+        # (Plain Python is what IPython runs unchanged: importing IPython for it would cost the grader 0.3 s.)
+        try:
+            from IPython.core.inputtransformer2 import TransformerManager
+
+            source = TransformerManager().transform_cell(source)
+        except Exception:
+            pass
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []  # it cannot run either
+        except (ValueError, RecursionError):
+            return [Violation(1, "code that cannot be read")]
 
     def forbidden(full: str) -> bool:
         return _match(full, forbid) is not None and _match(full, allow) is None

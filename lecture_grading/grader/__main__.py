@@ -1,0 +1,5 @@
+import sys
+
+from lecture_grading.grader.cli import main
+
+sys.exit(main())
