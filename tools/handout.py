@@ -30,6 +30,8 @@ from pathlib import Path
 
 import nbformat
 
+from lecture_utils import atomic
+
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 FILE = "lecture-handout.pdf"
@@ -134,10 +136,8 @@ def print_pdf(page: Path, pdf: Path) -> Path:
         driver.quit()
         httpd.shutdown()
         httpd.server_close()
-    pdf.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pdf.with_name(f".{pdf.name}.tmp")
-    tmp.write_bytes(base64.b64decode(data))
-    os.replace(tmp, pdf)
+    with atomic.replace(pdf) as tmp:
+        tmp.write_bytes(base64.b64decode(data))
     return pdf
 
 

@@ -25,6 +25,8 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from lecture_utils import atomic
+
 FILE = "timings.json"
 
 
@@ -114,9 +116,7 @@ def record(nb, nb_path: Path) -> Path:
         data = load(folder)
         data["notebooks"][Path(nb_path).stem] = new
         data["notebooks"] = dict(sorted(data["notebooks"].items()))
-        tmp = folder / f".{FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
+        atomic.write_text(path, json.dumps(data, indent=1) + "\n")
     return path
 
 

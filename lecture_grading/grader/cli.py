@@ -22,6 +22,7 @@ from pathlib import Path
 from lecture_grading import limits as limits_
 from lecture_grading.grader import build, exports, gradescope, reports, sandbox
 from lecture_grading.grader.grade import FAILED, GRADED, Grade, grade_many
+from lecture_utils import atomic
 
 MASTERS = Path("assignments")
 DIST = Path("dist") / "assignments"
@@ -137,7 +138,7 @@ def _grade(args) -> int:
     def finished(gr: Grade) -> None:  # after its sandbox has ended: only now is anything written
         done.append(label(gr))
         if args.reports:
-            exports.atomic_write(report_path(args.reports, gr), reports.report(gr) + "\n")
+            atomic.write_text(report_path(args.reports, gr), reports.report(gr) + "\n")
         if args.csv:
             exports.write_csv(done, args.csv, kept)
         if progress:

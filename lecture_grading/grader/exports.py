@@ -15,32 +15,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from lecture_grading.grader import reports
 from lecture_grading.grader.grade import FAILED, GRADED, Grade
 from lecture_grading.grader.text import csv_cell
+from lecture_utils import atomic
 
 VISIBILITY = ("hidden", "after_due_date", "after_published", "visible")
 FORMATS = ("text", "html", "simple_format", "md", "ansi")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all at once: readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 # -- CSV ----------------------------------------------------------------------------------------------------------
@@ -74,7 +57,7 @@ def csv_text(grades: list[Grade], kept: list[dict] = ()) -> str:
 
 
 def write_csv(grades: list[Grade], path: Path, kept: list[dict] = ()) -> None:
-    atomic_write(path, csv_text(grades, kept))
+    atomic.write_text(path, csv_text(grades, kept))
 
 
 def read_csv(path: Path) -> dict[str, dict]:
@@ -185,4 +168,4 @@ def gradescope_results(g: Grade, hidden_visibility: str = "after_published") -> 
 
 
 def write_gradescope(g: Grade, path: Path, hidden_visibility: str = "after_published") -> None:
-    atomic_write(path, json.dumps(gradescope_results(g, hidden_visibility), indent=1) + "\n")
+    atomic.write_text(path, json.dumps(gradescope_results(g, hidden_visibility), indent=1) + "\n")

@@ -82,14 +82,6 @@ PHASES = {
 }
 
 
-def _one_thread() -> None:
-    """Judge on one CPU thread: the checks are small, and submissions graded side by side share the cores."""
-    import torch
-
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
 def grade(submission: Path, dist: Path, masters_dir: Path | None = None, limits: Limits | None = None,
           slot: int = 0, backend: type[sandbox.Session] | None = None, options: sandbox.Options | None = None,
           **overrides) -> Grade:
@@ -133,7 +125,9 @@ def grade(submission: Path, dist: Path, masters_dir: Path | None = None, limits:
             _check_rules(nb, assignment, before, result)
             prof["read"] += time.monotonic() - t
             t = time.monotonic()
-            _one_thread()
+            from lecture_utils.config import one_thread  # imports torch: only once the sandbox has started
+
+            one_thread()  # the checks are small, and submissions graded side by side share the cores
             prof["grader_imports"] = time.monotonic() - t
             run = _Run(steps, limits, options, backend, slot, deadline, result)
             run.go(first)

@@ -31,7 +31,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from lecture_grading.grader.grade import FAILED, UNREADABLE, Grade, grade
 from lecture_grading.grader.master import Assignment
 from lecture_grading.grader.text import clean
 from lecture_grading.limits import GiB, Limits
+from lecture_utils import atomic
 
 ROOT_ENV = "AUTOGRADER_ROOT"  # run_autograder reads the root from it (tests move it; Gradescope: /autograder)
 #: Limits for Gradescope, where the defaults do not fit: its container has 768 MB of memory and 10 minutes by
@@ -137,19 +137,12 @@ def build_zip(tests: Path, wheel: Path, out_dir: Path, hidden_visibility: str = 
     config = {"assignment": assignment.name, "hidden_visibility": hidden_visibility, "limits": settings}
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{assignment.name}-autograder.zip"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w") as z:
-            _add(z, "setup.sh", SETUP_SH.replace("__TORCH__", torch_requirement(wheel)).encode(), 0o755)
-            _add(z, "run_autograder", RUN_AUTOGRADER.encode(), 0o755)
-            _add(z, "grader.json", (json.dumps(config, indent=1) + "\n").encode())
-            _add(z, f"dist/{assignment.name}/autograder/tests.json", Path(tests).read_bytes())
-            _add(z, f"wheels/{wheel.name}", wheel.read_bytes())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic.replace(path) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        _add(z, "setup.sh", SETUP_SH.replace("__TORCH__", torch_requirement(wheel)).encode(), 0o755)
+        _add(z, "run_autograder", RUN_AUTOGRADER.encode(), 0o755)
+        _add(z, "grader.json", (json.dumps(config, indent=1) + "\n").encode())
+        _add(z, f"dist/{assignment.name}/autograder/tests.json", Path(tests).read_bytes())
+        _add(z, f"wheels/{wheel.name}", wheel.read_bytes())
     return path
 
 
@@ -220,7 +213,7 @@ def run(root: Path, stream=None) -> int:
     results = exports.gradescope_results(g, config.get("hidden_visibility", "after_published"))
     if note and g.status != UNREADABLE:
         results["output"] += f" Note: {note}."
-    exports.atomic_write(root / "results" / "results.json", json.dumps(results, indent=1) + "\n")
+    atomic.write_text(root / "results" / "results.json", json.dumps(results, indent=1) + "\n")
     print(f"wrote {root / 'results' / 'results.json'}: {g.total:g} / {g.possible:g}", file=stream)
     return 0
 
