@@ -111,7 +111,7 @@ FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comp
 fig3 = {}
 for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xavier"), (100, "he")]:
     net = models.plain_net("mlp", depth, 64, init_name, seed=0)
-    steps = FIG3_STEPS if depth == 30 else 300  # 100 layers: a slower step and a shorter budget
+    steps = FIG3_STEPS if depth == 30 else config.pick(30, 300)  # 100 layers: a slower step and a shorter budget
     fig3[f"{depth} layers, {init_name}"] = run(net, steps, LR, name=f"{depth} layers, {init_name}")
 
 # %%
@@ -154,7 +154,7 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
 # %%
 LADDER_STEPS = config.pick(30, 150)
 RUNGS = {"MLP, 2 layers": ("mlp", 2, 64, 64, LADDER_STEPS), "CNN, 4 layers": ("cnn", 4, 8, 64, LADDER_STEPS),
-         "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(10, 20))}
+         "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(2, 20))}
 CONFIGS = {"default": {"init": "default"}, "xavier": {"init": "xavier"}, "he": {"init": "he"},
            "orthogonal": {"init": "orthogonal"}, "he + BN": {"init": "he", "batchnorm": True}}
 ladder = {}
