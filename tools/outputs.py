@@ -181,15 +181,18 @@ class LectureClient(NotebookClient):
         if cell.cell_type != "code" or not cell.source.strip():
             return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         self._last_msg, self._idle_at = time.monotonic(), 0.0
+        before = asyncio.all_tasks()
         run = asyncio.ensure_future(super().async_execute_cell(cell, cell_index, execution_count, store_history))
         watch = asyncio.ensure_future(self._watch(cell, cell_index))
         done: set = set()
         try:
             done, _ = await asyncio.wait({run, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (run, watch):
+            # a cancelled run raises nbclient's "Kernel died" (ours is the true reason); its polling tasks go too
+            left = asyncio.all_tasks() - before - {asyncio.current_task()} if run not in done else set()
+            for task in [run, watch, *left]:
                 if not task.done():
-                    task.cancel()  # a cancelled run raises nbclient's "Kernel died": ours is the true reason
+                    task.cancel()
                     with contextlib.suppress(BaseException):
                         await task
         if run in done:
