@@ -35,6 +35,11 @@ from lecture_utils import data, synthetic  # noqa: E402
 N_TRAIN, N_TEST, N_VAL = 1000, 200, 100
 ROOT = Path(__file__).resolve().parent.parent
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: two workers on two cores, one torch thread each
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def small_cifar(tmp_path_factory):
@@ -151,15 +156,60 @@ class Forker:
 _forker: Forker | None = None
 
 
-def pytest_collection_modifyitems(items):
+#: Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``) these modules run on one worker, one test after
+#: the other, as without xdist: their sandboxes share user ids and limits (tools/sandbox.py), and their tests build
+#: and grade the same assignments.
+SERIAL_GROUPS = {"grading": {"test_grading_attacks.py", "test_sandbox.py", "test_assignments.py",
+                             "test_lecture_grading.py"}}  # fmt: skip
+#: Seconds the slowest units of work take (measured, `make test` on 2 cores), to start the longest first; only the
+#: order depends on them.  A unit is a module (its tests run together on one worker, so that module-scoped
+#: fixtures are made once), a group of SERIAL_GROUPS, or one notebook of tests/test_fresh_install.py.
+SLOW_UNITS = {
+    "08_deep_networks_training": 45, "10_residual_networks": 40, "07_batchnorm_training": 40,
+    "09_thousand_layers": 35, "05_initialization_at_depth": 25, "06_cifar10_pipeline": 25,
+    "grading": 60, "test_site.py": 60, "fresh-assignments": 40, "test_outputs.py": 30,
+    "04_xavier_and_he": 15, "03_relu_halving_and_gains": 10, "02_variance_of_sums_and_products": 10,
+    "01_exploding_vanishing_products": 8,
+}  # fmt: skip
+
+
+def _unit(item) -> tuple[str, bool]:
+    """(the unit of work ``item`` belongs to, whether that unit is a group of tests)."""
+    module = item.path.name
+    if module == "test_fresh_install.py":
+        if "[" in item.name and item.name.startswith("test_notebook_runs"):
+            return Path(item.callspec.id).stem, False  # one notebook: a unit of its own
+        if "built_assignments" in getattr(item, "fixturenames", ()):
+            return "fresh-assignments", True  # they share the built assignments
+    for group, modules in SERIAL_GROUPS.items():
+        if module in modules:
+            return group, True
+    return module, True
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
     """Start the fork server as soon as it is known to be needed, and run the tests that use it last: its torch
-    import then overlaps the other tests (on a 2-core machine the unit tests mostly use one)."""
+    import then overlaps the other tests (on a 2-core machine the unit tests mostly use one).
+
+    Under ``--dist loadgroup``, group the tests into units of work (see SLOW_UNITS) and put the longest units
+    first, so that the two workers are busy until the end."""
     global _forker
     uses = [item for item in items if "forker" in getattr(item, "fixturenames", ())]
     if uses:
         items[:] = [item for item in items if item not in uses] + uses
         if _forker is None:
             _forker = Forker()
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    units: dict[str, list] = {}
+    for item in items:
+        name, grouped = _unit(item)
+        if grouped:
+            item.add_marker(pytest.mark.xdist_group(name))
+        units.setdefault(name, []).append(item)
+    order = sorted(units, key=lambda name: -SLOW_UNITS.get(name, 0))  # stable: the others as collected
+    items[:] = [item for name in order for item in units[name]]
 
 
 def pytest_sessionfinish(session):
