@@ -17,6 +17,7 @@ Every test that touches data sets LECTURE_DATA_DIR to a temporary folder: the re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -162,8 +163,8 @@ _forker: Forker | None = None
 SERIAL_GROUPS = {"grading": {"test_grading_attacks.py", "test_sandbox.py", "test_assignments.py",
                              "test_lecture_grading.py"}}  # fmt: skip
 #: Seconds the slowest units of work take (measured, `make test` on 2 cores), to start the longest first; only the
-#: order depends on them.  A unit is a module (its tests run together on one worker, so that module-scoped
-#: fixtures are made once), a group of SERIAL_GROUPS, or one notebook of tests/test_fresh_install.py.
+#: order depends on them.  A unit (see unit_of) is a module, a group of SERIAL_GROUPS, or one notebook of
+#: tests/test_fresh_install.py.
 SLOW_UNITS = {
     "grading": 150, "08_deep_networks_training": 60, "05_initialization_at_depth": 60, "07_batchnorm_training": 60,
     "fresh-assignments": 60, "06_cifar10_pipeline": 55, "test_outputs.py": 45, "10_residual_networks": 40,
@@ -172,18 +173,40 @@ SLOW_UNITS = {
 }  # fmt: skip
 
 
-def _unit(item) -> tuple[str, bool]:
-    """(the unit of work ``item`` belongs to, whether that unit is a group of tests)."""
-    module = item.path.name
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its tests run together, in order, on one worker (so module-scoped
+    fixtures are made once).  Each notebook of test_fresh_install.py is a unit of its own; the assignment checks
+    there share one (and the assignments they build); the grading modules share one (SERIAL_GROUPS)."""
+    path, _, name = nodeid.partition("::")
+    module = path.rsplit("/", 1)[-1]
     if module == "test_fresh_install.py":
-        if "[" in item.name and item.name.startswith("test_notebook_runs"):
-            return Path(item.callspec.id).stem, False  # one notebook: a unit of its own
-        if "built_assignments" in getattr(item, "fixturenames", ()):
-            return "fresh-assignments", True  # they share the built assignments
+        if name.startswith("test_notebook_runs") and name.endswith("]"):
+            return Path(name[name.index("[") + 1 : -1]).stem
+        if name.startswith("test_assignment_checks"):
+            return "fresh-assignments"
     for group, modules in SERIAL_GROUPS.items():
         if module in modules:
-            return group, True
-    return module, True
+            return group
+    return module if module in SLOW_UNITS else path
+
+
+if importlib.util.find_spec("xdist") is not None:  # a hook of pytest-xdist's: unknown to pytest without it
+
+    def pytest_xdist_make_scheduler(config, log):
+        """``--dist loadgroup``, with the units of :func:`unit_of` as its groups, handed out in collection order.
+
+        (pytest-xdist's own loadgroup reads its groups from a suffix it writes into each test's node id; pytest 9.2
+        no longer takes that write, and xdist then silently hands out tests one by one: pytest-dev/pytest-xdist#1386.)
+        """
+        if config.getoption("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class UnitScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of(nodeid)
+
+        return UnitScheduling(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
@@ -191,22 +214,20 @@ def pytest_collection_modifyitems(config, items):
     """Start the fork server as soon as it is known to be needed, and run the tests that use it last: its torch
     import then overlaps the other tests (on a 2-core machine the unit tests mostly use one).
 
-    Under ``--dist loadgroup``, group the tests into units of work (see SLOW_UNITS) and put the longest units
-    first, so that the two workers are busy until the end."""
+    Under ``--dist loadgroup``, put the tests of each unit of work (unit_of) together and the longest units first,
+    so that the two workers are busy until the end."""
     global _forker
     uses = [item for item in items if "forker" in getattr(item, "fixturenames", ())]
     if uses:
         items[:] = [item for item in items if item not in uses] + uses
         if _forker is None:
             _forker = Forker()
-    if config.getoption("dist", "no") != "loadgroup":
+    # In an xdist worker, --dist reads "no" and xdist's own `loadgroup` option says whether groups count.
+    if not (getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup"):
         return
     units: dict[str, list] = {}
     for item in items:
-        name, grouped = _unit(item)
-        if grouped:
-            item.add_marker(pytest.mark.xdist_group(name))
-        units.setdefault(name, []).append(item)
+        units.setdefault(unit_of(item.nodeid), []).append(item)
     order = sorted(units, key=lambda name: -SLOW_UNITS.get(name, 0))  # stable: the others as collected
     items[:] = [item for name in order for item in units[name]]
 
