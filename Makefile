@@ -56,10 +56,12 @@ lab: venv
 	@$(SETUP) install lab
 	$(VENV)/bin/jupyter lab notebooks/ --ContentsManager.hide_globs='$(LAB_HIDE)'
 
+# The tests run on TEST_JOBS workers (pytest-xdist); tests/conftest.py groups them into units that start longest first.
+TEST_JOBS ?= 2
 test: venv browser-deps bubblewrap
 	@$(SETUP) install $(TEST_EXTRAS) lab,site
 	$(PY) -m ruff check .
-	$(QUICK_ENV) $(PY) -m pytest
+	$(QUICK_ENV) $(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder
 
 # Chromium and chromedriver, Node.js and axe-core (tests/test_site.py); `chromium` only the browser (the handout).
 browser-deps:

@@ -110,7 +110,7 @@ FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comp
 fig3 = {}
 for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xavier"), (100, "he")]:
     net = models.plain_net("mlp", depth, 64, init_name, seed=0)
-    steps = FIG3_STEPS if depth == 30 else 300  # 100 layers: a slower step and a shorter budget
+    steps = FIG3_STEPS if depth == 30 else config.pick(30, 300)  # 100 layers: a slower step and a shorter budget
     fig3[f"{depth} layers, {init_name}"] = run(net, steps, LR, name=f"{depth} layers, {init_name}")
 
 # %% anchor="he-fig3" mystnb={"image": {"alt": "Two panels after He et al.'s Figure 3: training loss (left) and validation accuracy (right) over 1,000 SGD steps of plain ReLU MLPs of 30 and 100 layers initialized with PyTorch's default, Xavier and He. Only the 30-layer He network leaves the chance level, with the loss falling from 2.3 to about 1.9 and accuracy reaching about 25%; the default and Xavier networks stay at ln 10 and 10%, and at 100 layers (300 steps) neither Xavier nor He leaves the plateau: He's factor 2 is what lets 30 layers learn, but it does not by itself make 100 layers trainable."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
@@ -156,7 +156,7 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
 # %% anchor="training-ladder-runs" slideshow={"slide_type": "skip"}
 LADDER_STEPS = config.pick(30, 150)
 RUNGS = {"MLP, 2 layers": ("mlp", 2, 64, 64, LADDER_STEPS), "CNN, 4 layers": ("cnn", 4, 8, 64, LADDER_STEPS),
-         "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(10, 20))}
+         "MLP, 100 layers": ("mlp", 100, 64, 64, LADDER_STEPS), "MLP, 1000 layers": ("mlp", 1000, 32, 32, config.pick(2, 20))}
 CONFIGS = {"default": {"init": "default"}, "xavier": {"init": "xavier"}, "he": {"init": "he"},
            "orthogonal": {"init": "orthogonal"}, "he + BN": {"init": "he", "batchnorm": True}}
 ladder = {}

@@ -195,7 +195,7 @@ def run(model, steps, lr, first_multiplier, name, eval_every=None):
                                 train.DivergenceGuard(stop=True)])  # fmt: skip
 
 
-STANDARD_STEPS, CRITICAL_STEPS, LR = 50, config.pick(100, 1000), 5e-4
+STANDARD_STEPS, CRITICAL_STEPS, LR = config.pick(20, 50), config.pick(100, 1000), 5e-4
 runs, grad0 = {}, {}
 for init_name in ("default", "xavier", "he"):
     model = models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init=init_name)  # ReLU: slope 0

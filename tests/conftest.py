@@ -17,6 +17,7 @@ Every test that touches data sets LECTURE_DATA_DIR to a temporary folder: the re
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -34,6 +35,11 @@ from lecture_utils import data, synthetic  # noqa: E402
 
 N_TRAIN, N_TEST, N_VAL = 1000, 200, 100
 ROOT = Path(__file__).resolve().parent.parent
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: two workers on two cores, one torch thread each
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
@@ -151,15 +157,79 @@ class Forker:
 _forker: Forker | None = None
 
 
-def pytest_collection_modifyitems(items):
+#: Under pytest-xdist (`make test`: ``-n 2 --dist loadgroup``) these modules run on one worker, one test after
+#: the other, as without xdist: their sandboxes share user ids and limits (lecture_grading.grader.sandbox), and their
+#: tests build and grade the same assignments.
+SERIAL_GROUPS = {"grading": {"test_grading_attacks.py", "test_sandbox.py", "test_assignments.py",
+                             "test_lecture_grading.py", "test_gradescope.py", "test_grading_faults.py"}}  # fmt: skip
+#: Seconds the slowest units of work took (`make test`'s --durations on 2 cores, rounded), to start the longest
+#: first; only the order depends on them.  A unit (see unit_of) is a module, a group of SERIAL_GROUPS, or one
+#: notebook of tests/test_fresh_install.py.
+SLOW_UNITS = {
+    "grading": 120, "08_deep_networks_training": 45, "10_residual_networks": 40, "fresh-assignments": 35,
+    "09_thousand_layers": 31, "05_initialization_at_depth": 30, "test_outputs.py": 30, "07_batchnorm_training": 28,
+    "test_setup.py": 22, "test_site.py": 20, "04_xavier_and_he": 18, "01_exploding_vanishing_products": 16,
+    "02_variance_of_sums_and_products": 15, "06_cifar10_pipeline": 15, "03_relu_halving_and_gains": 14,
+}  # fmt: skip
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its tests run together, in order, on one worker (so module-scoped
+    fixtures are made once).  Each notebook of test_fresh_install.py is a unit of its own; the assignment checks
+    there share one (and the assignments they build); the grading modules share one (SERIAL_GROUPS)."""
+    path, _, name = nodeid.partition("::")
+    module = path.rsplit("/", 1)[-1]
+    if module == "test_fresh_install.py":
+        if name.startswith("test_notebook_runs") and name.endswith("]"):
+            return Path(name[name.index("[") + 1 : -1]).stem
+        if name.startswith("test_assignment_checks"):
+            return "fresh-assignments"
+    for group, modules in SERIAL_GROUPS.items():
+        if module in modules:
+            return group
+    return module if module in SLOW_UNITS else path
+
+
+if importlib.util.find_spec("xdist") is not None:  # a hook of pytest-xdist's: unknown to pytest without it
+
+    def pytest_xdist_make_scheduler(config, log):
+        """``--dist loadgroup``, with the units of :func:`unit_of` as its groups, handed out in collection order.
+
+        (pytest-xdist's own loadgroup reads its groups from a suffix it writes into each test's node id; pytest 9.2
+        no longer takes that write, and xdist then silently hands out tests one by one: pytest-dev/pytest-xdist#1386.)
+        """
+        if config.getoption("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class UnitScheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return unit_of(nodeid)
+
+        return UnitScheduling(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
     """Start the fork server as soon as it is known to be needed, and run the tests that use it last: its torch
-    import then overlaps the other tests (on a 2-core machine the unit tests mostly use one)."""
+    import then overlaps the other tests (on a 2-core machine the unit tests mostly use one).
+
+    Under ``--dist loadgroup``, put the tests of each unit of work (unit_of) together and the longest units first,
+    so that the two workers are busy until the end."""
     global _forker
     uses = [item for item in items if "forker" in getattr(item, "fixturenames", ())]
     if uses:
         items[:] = [item for item in items if item not in uses] + uses
         if _forker is None:
             _forker = Forker()
+    # In an xdist worker, --dist reads "no" and xdist's own `loadgroup` option says whether groups count.
+    if not (getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup"):
+        return
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(unit_of(item.nodeid), []).append(item)
+    order = sorted(units, key=lambda name: -SLOW_UNITS.get(name, 0))  # stable: the others as collected
+    items[:] = [item for name in order for item in units[name]]
 
 
 def pytest_sessionfinish(session):

@@ -9,10 +9,16 @@ with ``--no-deps`` into a new venv that sees this venv's site-packages through a
 editable install: ``.pth`` files of an added path are not processed).  Every notebook runs under nbval in
 quick synthetic mode (``LECTURE_QUICK=1 LECTURE_SYNTHETIC=1``), which is how `make test` executes the
 notebooks at all.
+
+The install is made once per test session: under pytest-xdist (``make test`` runs two workers) the first worker
+that needs it builds it, under a file lock, in the folder the workers share, and the other one reuses it.  Each
+notebook runs in an empty folder of its own (notebook 07 writes checkpoints/ and runs/ next to itself), and the
+synthetic data they all read is generated once, before any of them runs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +27,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -41,9 +48,27 @@ def _tracked_copy(dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+def _shared_folder(tmp_path_factory, name: str) -> Path:
+    """A folder all the workers of this session see (pytest-xdist), or this session's own without xdist."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # .../pytest-N/ holds popen-gw0/, popen-gw1/: one per session
+    return base / name
+
+
+@pytest.fixture(scope="session")
 def fresh(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("fresh-install")
+    """The fresh install, made once per session (the first worker builds it; see the module's docstring)."""
+    tmp = _shared_folder(tmp_path_factory, "fresh-install")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(tmp) + ".lock"):
+        if not (tmp / "ready.json").is_file():
+            _install(tmp)
+            (tmp / "ready.json").write_text(json.dumps({"python": str(tmp / "venv" / "bin" / "python")}))
+    return _fresh_environment(tmp)
+
+
+def _install(tmp: Path) -> None:
     src = _tracked_copy(tmp / "clone")
     wheels = tmp / "wheels"
     subprocess.run(
@@ -64,22 +89,44 @@ def fresh(tmp_path_factory) -> dict:
          str(wheel)],
         check=True, timeout=300,
     )
-    work = tmp / "empty-folder"
-    work.mkdir()
+    (tmp / "work").mkdir()
+    # The synthetic data every notebook reads, generated now: not by two notebooks at once in two workers.
+    subprocess.run([python, "-c", "from lecture_utils import synthetic; synthetic.ensure_synthetic()"],
+                   cwd=tmp / "work", env=_fresh_environment(tmp)["env"], check=True, timeout=600)  # fmt: skip
+
+
+def _fresh_environment(tmp: Path) -> dict:
+    python = tmp / "venv" / "bin" / "python"
+    purelib = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                  capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
     env = {
         **os.environ,
         "LECTURE_QUICK": "1",
         "LECTURE_SYNTHETIC": "1",
         "LECTURE_DATA_DIR": str(tmp / "data"),
         "PYTHONPATH": "",
+        # One torch thread per kernel: the notebooks ask for it themselves, the assignments do not, and with two
+        # test workers on two cores a second thread per process makes small layers crawl (assignment 02's
+        # 200 training steps: 1.2 s on one thread, 51-69 s on two, measured under load 8).
+        "OMP_NUM_THREADS": "1",
     }
-    env.pop("MPLBACKEND", None)
-    return {"python": python, "purelib": purelib, "work": work, "env": env, "tmp": tmp}
+    for name in ("MPLBACKEND", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(name, None)
+    return {"python": python, "purelib": purelib, "env": env, "tmp": tmp}
+
+
+def _empty_folder(fresh: dict, name: str) -> Path:
+    """A new empty folder for one test's notebook (notebook 07 writes checkpoints/ and runs/ next to itself)."""
+    work = fresh["tmp"] / "work" / name
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    return work
 
 
 def test_the_package_is_the_installed_wheel_not_the_repository(fresh):
     probe = "import lecture_utils, lecture_utils.config as c; print(lecture_utils.__file__); print(c.REPO_ROOT)"
-    out = subprocess.run([fresh["python"], "-c", probe], cwd=fresh["work"], env=fresh["env"],
+    out = subprocess.run([fresh["python"], "-c", probe], cwd=_empty_folder(fresh, "probe"), env=fresh["env"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert Path(out[0]).is_relative_to(fresh["purelib"]), out
     assert out[1] == "None", "an installed package has no repository root"
@@ -99,11 +146,11 @@ def test_notebook_runs_from_an_empty_folder_with_nbval(fresh, nb: Path):
     """
     import nbformat
 
-    work = fresh["work"]
+    work = _empty_folder(fresh, nb.stem)
     copy = nbformat.read(nb, as_version=4)
     copy.cells.insert(0, nbformat.v4.new_code_cell(CHECK_CELL))
     nbformat.write(copy, work / nb.name)
-    ini = fresh["tmp"] / "pytest.ini"
+    ini = work.parent / f"{nb.stem}.ini"
     ini.write_text(PYTEST_INI)
     done = subprocess.run(
         [fresh["python"], "-m", "pytest", "-q", "-c", str(ini), "--rootdir", str(work), "--nbval-lax",
@@ -138,15 +185,16 @@ def run_assignment_checks(fresh: dict, notebook: Path) -> dict:
     """Execute ``notebook`` from the empty folder with the fresh install; its check("qN") reports and errors."""
     import json
 
-    target = fresh["work"] / notebook.name
+    work = _empty_folder(fresh, f"{notebook.parent.name}-{notebook.stem}")
+    target = work / notebook.name
     shutil.copy2(notebook, target)
-    done = subprocess.run([fresh["python"], "-c", RUN_CHECKS, target.name], cwd=fresh["work"], env=fresh["env"],
+    done = subprocess.run([fresh["python"], "-c", RUN_CHECKS, target.name], cwd=work, env=fresh["env"],
                           capture_output=True, text=True, timeout=1200)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_assignments(tmp_path_factory) -> Path:
     from lecture_grading.grader import build
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from filelock import FileLock
 
 from tools import colab, handout, marking, site, slides, teaching
 
@@ -113,16 +114,25 @@ def test_assignments_page_has_no_solutions_or_tests(tmp_path):
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("site")
+    """The website, built once per session: under pytest-xdist the first worker that needs it builds it (under a
+    file lock, in the folder the workers share) and the others read it."""
+    tmp = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        tmp = tmp.parent  # .../pytest-N/, shared by this session's workers
+    tmp = tmp / "site"
     out = tmp / "html"
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.site", "build", "--notebooks", str(NOTEBOOKS_DIR), "--out", str(out),
-         "--src", str(tmp / "src")],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for word in ("ERROR", "WARNING", "invalid"):  # Sphinx, nbformat and nbconvert report problems without failing
-        assert word not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+    tmp.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(tmp) + ".lock"):
+        if not (tmp / "built").is_file():
+            done = subprocess.run(
+                [sys.executable, "-m", "tools.site", "build", "--notebooks", str(NOTEBOOKS_DIR), "--out", str(out),
+                 "--src", str(tmp / "src")],
+                cwd=ROOT, capture_output=True, text=True, timeout=900,
+            )
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+            for word in ("ERROR", "WARNING", "invalid"):  # Sphinx, nbformat and nbconvert report problems without failing
+                assert word not in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+            (tmp / "built").touch()
     return out
 
 
