@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import kernels
 from .init import INITS, activation_module, apply_init, check_activation, init_tensor_
 from .init import weighted_layers as weighted_layers_of
 
@@ -152,6 +153,12 @@ class _LeakyStack(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, W, a):
+        ctx.a = a
+        ctx.compiled = kernels.available(u, W)
+        if ctx.compiled:  # the same loops compiled by numba (lecture_utils.kernels): no per-operation overhead
+            out, H = kernels.forward(u, W, a)
+            ctx.save_for_backward(H, W)
+            return out
         K, (B, n) = W.shape[0], u.shape
         H = u.new_empty(K, B, n)  # H[l] = the input of layer l, after the activation
         Hs, WTs = H.unbind(0), W.transpose(1, 2).contiguous().unbind(0)
@@ -163,13 +170,16 @@ class _LeakyStack(torch.autograd.Function):
             if layer + 1 < K:
                 torch._C._nn.leaky_relu(nxt, a, out=nxt)  # in place: the sign of the output is the input's
         ctx.save_for_backward(H, W)
-        ctx.a = a
         return out
 
     @staticmethod
     def backward(ctx, g):
         H, W = ctx.saved_tensors
         K, a = W.shape[0], ctx.a
+        if ctx.compiled:
+            gu, dW = kernels.backward(g, H, W, a)
+            kernels.release(H)  # the next step reuses the buffer
+            return gu, dW, None
         G = torch.empty_like(H)  # G[l] = dL/d(output of layer l)
         Gs, Hs, Ws = G.unbind(0), H.unbind(0), W.unbind(0)
         Gs[K - 1].copy_(g)
@@ -208,6 +218,8 @@ class DeepLeakyMLP(nn.Module):
         u = self.fc1(self.flatten(x))
         if torch.is_grad_enabled() and self.hidden.requires_grad:
             u = _LeakyStack.apply(u, self.hidden, self.slope)
+        elif kernels.available(u, self.hidden):
+            u = kernels.apply(u, self.hidden, self.slope)
         else:
             for w in self.hidden.unbind(0):
                 u = nn.functional.leaky_relu(u, self.slope) @ w.T
