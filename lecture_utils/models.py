@@ -9,6 +9,7 @@ Weights are set through :mod:`lecture_utils.init` (its named initializations), n
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 
@@ -344,3 +345,63 @@ def residual_theory(variant: str, num_blocks: int, var0: float = 1.0) -> np.ndar
     if variant == "bn":
         return var0 + k
     return np.full_like(k, var0)
+
+
+# ---- several plain MLPs of one shape trained as one (notebook 8's ladder) -----------------------------
+class StackedMLP(nn.Module):
+    """M plain MLPs of one architecture (``flatten -> fc1 -> act1 -> ... -> head``, as :func:`plain_net` builds
+    them, without BatchNorm), computed together: the weights of layer k of every member live in one tensor of
+    shape (M, out, in), so one batched matrix product per layer computes all M networks,
+
+        h^(m)_{k+1} = act(h^(m)_k W_k^(m)T + b_k^(m))   for m = 1..M, as torch.baddbmm(b_k, h_k, W_k^T).
+
+    The members share the input and nothing else: the output is (M, B, classes), the sum of the members' losses
+    has, for each member's weights, exactly that member's gradient, and SGD acts elementwise, so training the
+    stack is training the M networks (tests/test_models.py checks outputs, gradients and a training run against
+    the separate networks).  At width 64 a layer costs about as much PyTorch bookkeeping as arithmetic, so M
+    networks cost far less than M times one (notebook 8 trains its initializations this way).
+    :meth:`member` gives member m back as the plain network."""
+
+    def __init__(self, nets: list[nn.Sequential]):
+        super().__init__()
+        if not nets:
+            raise ValueError("StackedMLP needs at least one network.")
+        kinds = [[(n, type(m).__name__) for n, m in net.named_children()] for net in nets]
+        if any(k != kinds[0] for k in kinds) or any(type(m).__name__.startswith("BatchNorm") for m in nets[0]):
+            raise ValueError("StackedMLP stacks networks of one architecture without BatchNorm (same layers, same "
+                             "order): build them with plain_net('mlp', ...) and the same depth and width.")  # fmt: skip
+        self.names = [n for n, m in nets[0].named_children() if isinstance(m, nn.Linear)]
+        acts = [m for n, m in nets[0].named_children() if n.startswith("act")]
+        if any(repr(a) != repr(acts[0]) for a in acts) or any(
+                repr(getattr(net, n)) != repr(getattr(nets[0], n)) for net in nets for n, _ in kinds[0]):  # fmt: skip
+            raise ValueError("StackedMLP needs networks with the same layer shapes and the same activation.")
+        self.activation = acts[0] if acts else nn.Identity()
+        self.template = nets[0]
+        with torch.no_grad():
+            self.weights = nn.ParameterList([torch.stack([getattr(net, n).weight for net in nets]).clone()
+                                             for n in self.names])  # fmt: skip
+            has_bias = getattr(nets[0], self.names[0]).bias is not None
+            self.biases = nn.ParameterList([torch.stack([getattr(net, n).bias for net in nets]).unsqueeze(1).clone()
+                                            for n in self.names]) if has_bias else None  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1).expand(len(self), *x.flatten(1).shape)  # (M, B, in): one input for every member
+        for k, w in enumerate(self.weights):
+            if k:
+                h = self.activation(h)
+            wt = w.transpose(1, 2)
+            h = torch.baddbmm(self.biases[k], h, wt) if self.biases is not None else torch.bmm(h, wt)
+        return h
+
+    def member(self, m: int) -> nn.Sequential:
+        """Member ``m`` as the plain network (a copy: training it does not change the stack)."""
+        net = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for k, n in enumerate(self.names):
+                getattr(net, n).weight.copy_(self.weights[k][m])
+                if self.biases is not None:
+                    getattr(net, n).bias.copy_(self.biases[k][m, 0])
+        return net
