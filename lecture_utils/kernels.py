@@ -52,45 +52,25 @@ def available(*tensors: torch.Tensor) -> bool:
 # compile-time constant: one machine-code version per width, whose sums over the width LLVM unrolls.
 # u, H[l], out, g, t: (n, B) feature-major; W, dW: (K, n, n); a, zero: scalars of the arrays' dtype.
 def _forward_loops(u, W, a, zero, H, out, n):  # pragma: no cover - compiled
-    """H[0] = leaky(u); z_l = W[l] H[l]; H[l+1] = leaky(z_l) for l < K-1; out = z_{K-1}."""
+    """H[0] = leaky(u); z_l = W[l] H[l]; H[l+1] = leaky(z_l) for l < K-1; out = z_{K-1}.  With H of K arrays every
+    layer's input is kept (for the backward pass); with H of 2 (inference) the layers take turns in them."""
     n = literally(n)
-    K, B = W.shape[0], u.shape[1]
+    K, B, keep = W.shape[0], u.shape[1], H.shape[0] == W.shape[0]
     h0 = H[0]
     for j in range(n):
         for b in range(B):
             v = u[j, b]
             h0[j, b] = v if v > 0 else a * v
     for layer in range(K):
-        w, h = W[layer], H[layer]
+        w, h = W[layer], H[layer if keep else layer % 2]
         last = layer == K - 1
-        dst = out if last else H[layer + 1]
+        dst = out if last else H[layer + 1 if keep else (layer + 1) % 2]
         for j in range(n):
             for b in range(B):
                 s = zero
                 for k in range(n):
                     s += w[j, k] * h[k, b]
                 dst[j, b] = s if (last or s > 0) else a * s
-
-
-def _apply_loops(u, W, a, zero, h, t, out, n):  # pragma: no cover - compiled
-    """The forward pass without storing the activations: h and t are scratch arrays."""
-    n = literally(n)
-    K, B = W.shape[0], u.shape[1]
-    for j in range(n):
-        for b in range(B):
-            v = u[j, b]
-            h[j, b] = v if v > 0 else a * v
-    for layer in range(K):
-        w = W[layer]
-        last = layer == K - 1
-        dst = out if last else t
-        for j in range(n):
-            for b in range(B):
-                s = zero
-                for k in range(n):
-                    s += w[j, k] * h[k, b]
-                dst[j, b] = s if (last or s > 0) else a * s
-        h, t = t, h
 
 
 def _backward_loops(g, H, W, a, zero, dW, t, n):  # pragma: no cover - compiled
@@ -147,7 +127,7 @@ def _compiled():
         literally = numba.literally
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", numba.NumbaWarning)
-            for name, fn in (("forward", _forward_loops), ("apply", _apply_loops), ("backward", _backward_loops)):
+            for name, fn in (("forward", _forward_loops), ("backward", _backward_loops)):
                 try:
                     _jitted[name] = numba.njit(fastmath={"contract", "reassoc"}, nogil=True, cache=True)(fn)
                 except RuntimeError:  # no writable cache location: compile in memory
@@ -209,8 +189,8 @@ def apply(u: torch.Tensor, W: torch.Tensor, a: float) -> torch.Tensor:
     """The stack's output for u (B, n), without keeping the activations (inference)."""
     n = W.shape[1]
     ut = u.detach().T.contiguous()
-    h, t, out = torch.empty_like(ut), torch.empty_like(ut), torch.empty_like(ut)
-    _run("apply", ut.numpy(), W.detach().contiguous().numpy(), *_scalars(W, a), h.numpy(), t.numpy(), out.numpy(), n)
+    turns, out = u.new_empty(2, n, u.shape[0]), torch.empty_like(ut)
+    _run("forward", ut.numpy(), W.detach().contiguous().numpy(), *_scalars(W, a), turns.numpy(), out.numpy(), n)
     return out.T
 
 
