@@ -2,7 +2,9 @@
 #   make lab          set up the lecture ([lab]: torch, torchvision, JupyterLab) and open JupyterLab on notebooks/
 #   make test         set up the lecture and the tests, then run every check (unit tests, notebooks in quick mode,
 #                     pairing, the website in a headless browser, a fresh non-editable install, the grader, ruff)
-#   make site         build the course website from the notebooks' committed outputs (build/site/index.html)
+#   make site         build the course website from the notebooks' committed outputs (build/site/index.html), with
+#                     one reveal.js deck per notebook (build/site/slides/) and the PDF handout
+#   make handout      the whole lecture as one printable PDF (build/handout/lecture-handout.pdf)
 #   make lecture      run every notebook in full mode on real CIFAR-10 (into build/executed/), build the website from it
 #   make outputs      run every notebook in full mode on real CIFAR-10 and store the outputs in notebooks/*.ipynb
 #   make assignments  build student notebooks and the graders' test files under dist/assignments/
@@ -11,6 +13,7 @@
 #   make bench        time the data pipelines side by side
 #   make sync         after editing a notebook's .py: update its .ipynb (cells only; the outputs stay)
 #   make colab        regenerate every notebook's Colab badge and set-up cell from pyproject.toml
+# Slides: in JupyterLab (make lab) press Alt+R in a notebook to present it and run its cells (RISE).
 # No GPU?  make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu  installs the CPU-only torch (see README).
 # Real data for make outputs / make lecture:  LECTURE_DATA_DIR=/folder/holding/cifar-10-batches-py [LECTURE_VERIFY_DATA=0]
 SHELL := /bin/bash
@@ -25,7 +28,7 @@ QUICK_ENV := LECTURE_QUICK=1 LECTURE_SYNTHETIC=1
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.py))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test site lecture outputs assignments grade grade-tests bubblewrap bench sync colab browser-deps clean
+.PHONY: help venv lab test site handout lecture outputs assignments grade grade-tests bubblewrap bench sync colab browser-deps chromium clean
 
 # Before anything is installed: is $(PYTHON) a Python 3.11+?  One line (make's "*** ... Stop.") if not.
 ifneq ($(filter-out help clean,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
@@ -36,15 +39,16 @@ endif
 endif
 
 help:
-	@sed -n '2,15s/^# \{0,1\}//p' Makefile
+	@sed -n '2,19s/^# \{0,1\}//p' Makefile
 
 # (Re)creates .venv when it is missing, has no pip, or was made by another Python (one line says which).
 venv:
 	@$(SETUP) venv
 
 # Each install runs once, and again only when pyproject.toml changes: a second `make lab` installs nothing.
-# The file browser shows each notebook once: the paired .py sources are hidden (Jupytext still writes them).
-LAB_HIDE := ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.so", "*.dylib", "*.py"]
+# The file browser shows each notebook once: the paired .py sources are hidden (Jupytext still writes them), and so
+# is timings.json (the measured cell times the teaching guide reads).  jupyterlab_rise ([lab]) adds the slideshow.
+LAB_HIDE := ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.so", "*.dylib", "*.py", "timings.json"]
 lab: venv
 	@$(SETUP) install lab
 	$(VENV)/bin/jupyter lab notebooks/ --ContentsManager.hide_globs='$(LAB_HIDE)'
@@ -54,14 +58,22 @@ test: venv browser-deps bubblewrap
 	$(PY) -m ruff check .
 	$(QUICK_ENV) $(PY) -m pytest
 
+# Chromium and chromedriver, Node.js and axe-core (tests/test_site.py); `chromium` only the browser (the handout).
 browser-deps:
 	@bash tools/browser_deps.sh
 
-site: venv
+chromium:
+	@bash tools/browser_deps.sh chromium
+
+site: venv chromium
 	@$(SETUP) install site
 	$(PY) -m tools.site build --out build/site
 
-lecture: venv
+handout: venv chromium
+	@$(SETUP) install site
+	$(PY) -m tools.handout --out build/handout/lecture-handout.pdf
+
+lecture: venv chromium
 	@$(SETUP) install lab,site
 	$(PY) -m tools.outputs --out build/executed
 	$(PY) -m tools.site build --notebooks build/executed --out build/site

@@ -3,6 +3,7 @@
 One module per idea, imported in one direction only (a module imports only those above it):
 
     config                      environment variables, device, seeding, quick mode, banner, threads
+    atomic                      files written whole or not at all (no torch: tools use it too)
     init                        THE vocabulary of activations and initializations; fans, gains, init functions
     numerics, theory            float limits and long products; the variance recurrences
     montecarlo                  Monte Carlo checks of the variance identities, measured gains
@@ -17,5 +18,5 @@ Notebooks import from here; nothing here imports a notebook.
 """
 
 __version__ = "0.2.0"
-__all__ = ["bench", "checkpoints", "config", "data", "explorer", "figures", "init", "models", "montecarlo",
+__all__ = ["atomic", "bench", "checkpoints", "config", "data", "explorer", "figures", "init", "models", "montecarlo",
            "numerics", "probes", "synthetic", "theory", "train"]  # fmt: skip

@@ -3,9 +3,9 @@
     save("ckpt.pt", model=model, optimizer=opt, scheduler=sched, epoch=3, loaders=[train_loader, val_loader])
     state = load("ckpt.pt", model, opt, sched, loaders=[train_loader, val_loader])   # -> state["epoch"] == 3
 
-* Written atomically: to ``.<name>.<pid>.tmp`` in the same folder, flushed to disk, then ``os.replace``d over
-  the old file, so a crash (even SIGKILL) mid-write leaves the previous checkpoint intact.  A temporary
-  file left by a killed writer is removed by the next :func:`save` to the same path.
+* Written atomically (:mod:`lecture_utils.atomic`): to ``.<name>.<pid>.tmp`` in the same folder, flushed to disk,
+  then ``os.replace``d over the old file, so a crash (even SIGKILL) mid-write leaves the previous checkpoint
+  intact.  A temporary file left by a killed writer is removed by the next :func:`save` to the same path.
 * Read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 * Checked before anything is changed: a missing, empty, truncated or foreign file, a checkpoint of another
   architecture, optimizer or scheduler class raises :class:`CheckpointError` and leaves the model, the
@@ -16,9 +16,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import os
 import random
 import re
 from pathlib import Path
@@ -27,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import config
+from . import atomic
 
 FORMAT = "lecture-checkpoint-v2"
 
@@ -88,7 +86,7 @@ def check_writable(path: Path | str) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.{os.getpid()}.probe"
+        probe = atomic.temporary(path)
         probe.touch()
         probe.unlink()
     except OSError as err:
@@ -99,20 +97,10 @@ def check_writable(path: Path | str) -> Path:
     return path
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Remove the ``.tmp`` (and ``.probe``) files of writers that were killed (their pid is in the name)."""
-    for tmp in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.*.probe")]:
-        pid = tmp.name[len(path.name) + 2 :].rsplit(".", 1)[0]
-        if pid != str(os.getpid()) and not config.writer_alive(pid):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
 def save(path: Path | str, *, model: nn.Module, optimizer=None, scheduler=None, epoch: int = 0, step: int = 0,
          history: dict | None = None, loaders=()) -> Path:  # fmt: skip
     """Write model, optimizer, scheduler, counters, ``history`` and every random state to ``path``, atomically."""
     path = check_writable(path)
-    _remove_stale_temporaries(path)
     state = {
         "format": FORMAT,
         "model_class": type(model).__qualname__,
@@ -127,19 +115,12 @@ def save(path: Path | str, *, model: nn.Module, optimizer=None, scheduler=None, 
         "history": history or {},
         "rng": rng_state(loaders),
     }
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic.replace(path) as tmp:
+            torch.save(state, tmp)
     except OSError as err:
         raise CheckpointError(f"writing {path} failed ({type(err).__name__}: {err.strerror or err}); the previous "
                               "checkpoint, if any, is intact.") from None  # fmt: skip
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
     return path
 
 

@@ -122,19 +122,14 @@ def rng(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(stream.encode()))
 
 
-def writer_alive(pid: str) -> bool:
-    """Whether the process ``pid`` (a string, from a temporary file's name) still runs.  The atomic writers of
-    :mod:`lecture_utils.synthetic` and :mod:`lecture_utils.checkpoints` stamp their temporaries with their pid, so
-    that a later writer can remove what a killed one (SIGKILL, a power cut) left behind; not a number: not alive."""
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return pid.isdigit()
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, as another user
-        return True
-    return True
+def one_thread() -> int:
+    """Compute with one torch thread (intra-op) from now on; return the number used before, for
+    ``torch.set_num_threads(previous)`` to go back.  The one place that forces a single CPU thread: the notebooks
+    (:func:`small_layer_threads`), the tests of small networks and the grader call it."""
+    previous = torch.get_num_threads()
+    if previous != 1:
+        torch.set_num_threads(1)
+    return previous
 
 
 def small_layer_threads(dev: torch.device | str | None = None) -> int:
@@ -144,7 +139,7 @@ def small_layer_threads(dev: torch.device | str | None = None) -> int:
     is per-operation overhead, and a second thread adds synchronisation without speed (on a shared
     2-core machine it can make a step several times slower).  On a GPU nothing changes."""
     if torch.device(dev if dev is not None else device()).type == "cpu":
-        torch.set_num_threads(1)
+        one_thread()
     return torch.get_num_threads()
 
 

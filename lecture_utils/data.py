@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import pickle
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
@@ -293,10 +294,24 @@ def resolve_root(download: bool = True) -> tuple[Path, bool]:
     return root, not differing
 
 
+def shown_path(folder: Path) -> str:
+    """``folder`` as a notebook may print it: relative to ``LECTURE_DATA_DIR`` (``$LECTURE_DATA_DIR/...``) or to the
+    default data folder (``data/...``), never the absolute path of someone's machine, which would end up in
+    committed outputs and on the course website."""
+    folder = Path(folder)
+    base, name = config.data_dir(), ("$LECTURE_DATA_DIR" if os.environ.get("LECTURE_DATA_DIR") else "data")
+    try:
+        rest = folder.resolve().relative_to(base.resolve())
+    except ValueError:
+        return f".../{folder.name}"
+    return f"{name}/{rest.as_posix()}" if rest.parts else name
+
+
 def source_line() -> str:
-    """One line for the notebook's banner: which files are in use, and whether they are the official release."""
+    """One line for the notebook's banner: which files are in use (:func:`shown_path`), and whether they are the
+    official release."""
     root, official = resolve_root()
-    folder = root / FOLDER
+    folder = shown_path(root / FOLDER)
     if config.synthetic():
         return f"Data: synthetic CIFAR-format images in {folder}."
     if official:

@@ -1,6 +1,15 @@
 """Every figure of the lecture (notebooks 01-10).  Each function draws on the ``ax`` you pass (or on a new
 one) and returns it, so that a notebook cell can add to it; titles and axis labels are set, values that
 span orders of magnitude go on a log scale, and overlapping curves get distinct markers or line styles.
+
+Colour is never the only carrier of meaning (WCAG 2.1, 1.4.1 "Use of Color").  Importing this module sets the
+lecture's style once (:func:`use_style`): the colour cycle is the Okabe & Ito (2008) palette, which stays
+distinguishable for the three kinds of colour-vision deficiency, and every colour of the cycle comes with its
+own marker, so ``ax.plot`` gives the n-th curve of any axes a distinct colour *and* shape ("C0".."C6" keep
+their meaning).  :func:`finish` (which every helper here calls) thins the markers of long lines to about a
+dozen per line (:func:`thin_markers`).  Bars of grouped bar charts get hatches (:data:`HATCHES`); heat maps
+write every value in its cell; colour maps are viridis (sequential) or RdBu (diverging), both readable with
+colour-vision deficiency.
 """
 
 from __future__ import annotations
@@ -8,9 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize, TwoSlopeNorm, to_rgba
 from matplotlib.patches import Patch
@@ -20,6 +31,45 @@ from .train import Run
 #: Colours of the cells a heat map cannot colour by value.
 OVERFLOW_COLOR, UNDERFLOW_COLOR, DIVERGED_COLOR = "black", "#b39ddb", "0.55"
 
+#: The colour cycle: Okabe & Ito (2008), "Color Universal Design", without its yellow (1.3:1 against white).
+#: The first five have a contrast of at least 3:1 against a white background (WCAG 1.4.11); tests/test_figures.py
+#: checks that any two stay apart (CIELAB distance >= 15) under simulated protanopia, deuteranopia and tritanopia.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9")
+#: One marker per colour of the cycle: the n-th curve differs from the others in shape too.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: Hatches for the n-th group of a grouped bar chart.
+HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--")
+#: About this many markers per line (:func:`thin_markers`): enough to tell the shapes apart, not a solid band.
+MARKERS_PER_LINE = 12
+#: What :func:`use_style` sets (read by tests/test_figures.py).
+STYLE = {
+    "axes.prop_cycle": cycler(color=list(PALETTE)) + cycler(marker=list(MARKERS)),
+    "lines.markersize": 5.0,
+    "lines.linewidth": 1.6,
+    "image.cmap": "viridis",
+    "legend.fontsize": 8,
+}
+
+
+def use_style() -> None:
+    """Set the lecture's style (:data:`STYLE`) in matplotlib's rcParams.  Called once when this module is
+    imported; call it again after ``plt.style.use(...)`` or ``mpl.rcdefaults()``."""
+    mpl.rcParams.update(STYLE)
+
+
+def thin_markers(ax: Axes, per_line: int = MARKERS_PER_LINE) -> Axes:
+    """Show about ``per_line`` markers on each line of ``ax`` that has more points than that, a marker and no
+    ``markevery`` of its own (markers evenly spaced along the drawn line, on linear and log axes alike)."""
+    for line in ax.get_lines():
+        if line.get_marker() in ("None", None, "", " ") or line.get_markevery() is not None:
+            continue
+        if len(line.get_xdata()) > per_line:
+            line.set_markevery(1.0 / per_line)
+    return ax
+
+
+use_style()
+
 
 def new_axes(figsize=(6.4, 4.2)) -> Axes:
     """A fresh axes in its own figure (constrained layout)."""
@@ -28,7 +78,9 @@ def new_axes(figsize=(6.4, 4.2)) -> Axes:
 
 def finish(ax: Axes, title: str = "", xlabel: str = "", ylabel: str = "", logy: bool = False,
            legend: bool = True) -> Axes:  # fmt: skip
-    """Title, axis labels, optional log y axis and a legend (when something is labelled)."""
+    """Title, axis labels, optional log y axis, a legend (when something is labelled) and markers thinned
+    to about a dozen per line (:func:`thin_markers`)."""
+    thin_markers(ax)
     if logy:
         ax.set_yscale("log")
     if xlabel:
@@ -85,7 +137,8 @@ def plot_profiles(curves: Mapping[str, tuple], ax: Axes | None = None, ylabel: s
 
 def plot_layer_histograms(samples: Sequence[torch.Tensor], ax: Axes | None = None, title: str = "per-layer histograms",
                           xlabel: str = "value", bins: int = 81, xlim: tuple[float, float] | None = None) -> Axes:  # fmt: skip
-    """Glorot & Bengio (2010) Figures 6 and 7: one normalized histogram (a line) per layer, layer 1 darkest.
+    """Glorot & Bengio (2010) Figures 6 and 7: one normalized histogram (a line) per layer, layer 1 darkest, each
+    layer with its own marker.
     ``xlim`` defaults to the symmetric range holding 99.5% of all values."""
     if not samples or any(s is None or s.numel() == 0 for s in samples):
         raise ValueError("every layer needs a non-empty sample: create the Probe with sample > 0.")
@@ -99,7 +152,7 @@ def plot_layer_histograms(samples: Sequence[torch.Tensor], ax: Axes | None = Non
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.9, len(values)))
     for k, (v, c) in enumerate(zip(values, colors, strict=True), start=1):
         density, _ = np.histogram(v, bins=edges, density=True)
-        ax.plot(centres, density, color=c, lw=1.4, label=f"layer {k}")
+        ax.plot(centres, density, color=c, lw=1.4, label=f"layer {k}", marker=MARKERS[(k - 1) % len(MARKERS)])
     ax.set_xlim(*xlim)
     return finish(ax, title, xlabel, "density")
 
@@ -217,12 +270,14 @@ def plot_percentiles(recorders: Mapping[str, object], axes=None, ylabel: str = "
 
 def plot_train_vs_eval(logits: Mapping[str, torch.Tensor], classes: Sequence[str], ax: Axes | None = None,
                        title: str = "The same image, three answers: BatchNorm in train() vs eval() mode") -> Axes:  # fmt: skip
-    """Grouped bars of one image's class scores under several settings (``{label: logits (10,)}``)."""
+    """Grouped bars of one image's class scores under several settings (``{label: logits (10,)}``); each setting
+    has its own colour and hatch."""
     ax = ax if ax is not None else new_axes((8, 3.8))
     width = 0.8 / len(logits)
     for i, (label, values) in enumerate(logits.items()):
         xs = np.arange(len(values)) + (i - (len(logits) - 1) / 2) * width
-        ax.bar(xs, torch.as_tensor(values).detach().cpu().numpy(), width, label=label)
+        ax.bar(xs, torch.as_tensor(values).detach().cpu().numpy(), width, label=label,
+               hatch=HATCHES[i % len(HATCHES)], edgecolor="white", linewidth=0.5)  # fmt: skip
     ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=30, fontsize=8)
     return finish(ax, title, "", "logit")
 

@@ -1,6 +1,15 @@
-"""The lecture's one vocabulary of activations and initializations (notebooks 03-05; used by all).
+"""The lecture's one vocabulary of activations and initializations, resolved in one place (notebooks 03-05; every
+model of :mod:`lecture_utils.models` takes its weights from here, by name).
 
-Activations (:data:`ACTIVATIONS`): ``linear``, ``relu``, ``leaky_relu`` (slope ``a``), ``tanh``, ``sigmoid``,
+Naming convention, in every module of the lecture:
+    sigma2   a VARIANCE sigma^2 (of the weights: w ~ N(0, sigma^2)); other variances are ``var`` or ``*_var``
+    std      a STANDARD DEVIATION, sqrt(sigma^2): what ``torch.normal(0, std)`` and ``nn.init.normal_(w, std=...)`` take
+    g        a gain: Var[w] = g^2 / fan
+    slope    the leaky ReLU's negative slope (``a`` in the formulas; torch calls it ``negative_slope``); None means
+             torch's default 0.01 (:data:`DEFAULT_SLOPE`)
+Nothing is called ``sigma``: N(0, sigma^2) takes a variance, and a bare sigma would not say which one is meant.
+
+Activations (:data:`ACTIVATIONS`): ``linear``, ``relu``, ``leaky_relu`` (slope a), ``tanh``, ``sigmoid``,
 as an elementwise function (:func:`activation_fn`) or a module (:func:`activation_module`), with the gain
 ``torch.nn.init.calculate_gain`` recommends (:func:`gain`).
 
@@ -8,25 +17,32 @@ Forward pass, layer with fan_in inputs, weights w ~ (0, sigma^2), activation f w
     Var[z_out] = fan_in * sigma^2 * E[f(z)^2]          keep it constant  =>  sigma^2 = g^2 / fan_in
 Backward pass, the same product read in reverse:
     Var[dL/dh_in] = fan_out * sigma^2 * Var[dL/dz_out] keep it constant  =>  sigma^2 = g^2 / fan_out
+LeCun et al. (1998) take g = 1 (sigma^2 = 1 / fan_in: a linear layer, or tanh near 0);
 Glorot & Bengio (2010), eq. 12, take the compromise  sigma^2 = 2 / (fan_in + fan_out)   (times g^2);
 He et al. (2015), eq. 10, keep one pass exactly with ReLU (g^2 = 2):  sigma^2 = 2 / fan_in.
-A uniform U[-a, a] has variance a^2 / 3, so the bound is a = sqrt(3) * sigma.
-N(0, sigma^2) takes a VARIANCE; ``torch.normal(0, std)`` and ``nn.init.normal_(w, std=...)`` take a
-STANDARD DEVIATION: pass ``std = sqrt(sigma^2)``.  Prince, Understanding Deep Learning (2023), section 7.5.
+A uniform U[-b, b] has variance b^2 / 3, so the bound is b = sqrt(3) * std.  Prince, Understanding Deep Learning
+(2023), section 7.5.
 
-Named initializations (:data:`INITS`, :func:`apply_init`), the same words in every notebook:
+Named initializations (:data:`INITS`): the only words a model or a notebook uses for them.  :func:`resolve` turns
+a name into a scheme, a std and a gain, once; :func:`apply_init` applies it to every layer of a module,
+:func:`init_weight_` to one weight tensor.
     'default'      PyTorch's reset_parameters(): U[+-1/sqrt(fan_in)], Var[w] = 1 / (3 fan_in), biases uniform too
     'N(0,1)'       N(0, 1), biases 0                     (a fixed scale: too large)
     'N(0,0.01^2)'  N(0, 0.01^2) = std 0.01, biases 0     (a fixed scale: too small)
+    'lecun'        N(0, 1 / fan_in), biases 0            (LeCun et al. 1998: gain 1, a linear layer)
     'xavier'       N(0, 2 / (fan_in + fan_out)), gain 1 as in Glorot & Bengio's paper, biases 0
     'he'           N(0, 2 / fan_in) as in He et al.'s paper (whatever the activation), biases 0
+    'he_uniform'   U[+-sqrt(6 / fan_in)]: the same variance 2 / fan_in, uniform (torch's kaiming_uniform_), biases 0
     'orthogonal'   a random orthogonal matrix times the activation's gain (Saxe et al. 2014), biases 0
+The schemes below them (:data:`SCHEMES`: normal or uniform, with which formula for the std) are the building
+blocks that notebook 04 checks against ``torch.nn.init``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -120,12 +136,18 @@ def he_bound(fan: int, g: float = math.sqrt(2.0)) -> float:
     return math.sqrt(3.0) * he_std(fan, g)
 
 
+def lecun_std(fan_in: int) -> float:
+    """LeCun et al. (1998): std = 1 / sqrt(fan_in), He's formula with gain 1 (Var[w] = 1 / fan_in)."""
+    return he_std(fan_in, 1.0)
+
+
 #: Schemes understood by :func:`init_tensor_` and :func:`init_module_` (the building blocks of :data:`INITS`).
 SCHEMES = (
     "default",  # whatever the layer's reset_parameters() does (PyTorch's default)
     "normal",  # N(0, std^2) with the std you give
     "uniform",  # U[-sqrt(3) std, sqrt(3) std] with the std you give
     "glorot_standard",  # Glorot & Bengio's "standard" U[-1/sqrt(fan_in), 1/sqrt(fan_in)]
+    "lecun_normal",  # N(0, 1 / fan_in)
     "xavier_normal",
     "xavier_uniform",
     "he_normal",
@@ -152,6 +174,8 @@ def scheme_std(weight: torch.Tensor, scheme: str, nonlinearity: str = "relu", mo
         return float(std)
     if scheme == "glorot_standard":
         return 1.0 / math.sqrt(3.0 * fan_in)
+    if scheme == "lecun_normal":
+        return lecun_std(fan_in)
     if scheme.startswith("xavier"):
         return xavier_std(fan_in, fan_out, g)
     if scheme.startswith("he"):
@@ -209,34 +233,62 @@ def init_module_(module: nn.Module, scheme: str, nonlinearity: str = "relu", mod
     return module
 
 
-#: The named initializations of the lecture: name -> (scheme, std, gain taken from the activation?).
-INITS: dict[str, tuple[str, float | None, bool]] = {
-    "default": ("default", None, False),
-    "N(0,1)": ("normal", 1.0, False),
-    "N(0,0.01^2)": ("normal", 0.01, False),
-    "xavier": ("xavier_normal", None, False),  # gain 1, as in the paper
-    "he": ("he_normal", None, False),  # Var = 2 / fan_in, as in the paper
-    "orthogonal": ("orthogonal", None, True),  # times the activation's gain
+@dataclass(frozen=True)
+class Init:
+    """A named initialization: a ``scheme`` of :data:`SCHEMES`, the fixed ``std`` of the N(0, std^2) ones, and whose
+    gain it takes: ``gain_of`` an activation ('linear': 1, 'relu': sqrt 2) or 'activation' (the layer's own)."""
+
+    scheme: str
+    std: float | None = None
+    gain_of: str = "linear"
+
+
+#: THE named initializations of the lecture (see the module docstring).
+INITS: dict[str, Init] = {
+    "default": Init("default"),
+    "N(0,1)": Init("normal", std=1.0),
+    "N(0,0.01^2)": Init("normal", std=0.01),
+    "lecun": Init("lecun_normal"),
+    "xavier": Init("xavier_normal"),  # gain 1, as in the paper
+    "he": Init("he_normal", gain_of="relu"),  # Var = 2 / fan_in, as in the paper
+    "he_uniform": Init("he_uniform", gain_of="relu"),
+    "orthogonal": Init("orthogonal", gain_of="activation"),  # times the activation's gain
 }
+
+
+def resolve(name: str, activation: str = "relu", slope: float | None = None, g: float | None = None) -> dict:
+    """What the named initialization ``name`` means for a layer followed by ``activation``: the arguments of
+    :func:`init_tensor_` (scheme, nonlinearity whose gain it takes, std, slope, g).  The one place where a name
+    becomes numbers.  ``g`` overrides the gain of the initializations that take the activation's ('orthogonal':
+    e.g. tanh at the edge of chaos, g = 1); for the others the gain is part of their definition."""
+    if name not in INITS:
+        raise ValueError(f"unknown initialization {name!r}: choose one of {', '.join(INITS)}.")
+    check_activation(activation)
+    init = INITS[name]
+    own = init.gain_of == "activation"
+    return {"scheme": init.scheme, "nonlinearity": activation if own else init.gain_of, "std": init.std,
+            "slope": slope, "g": g if own else None}  # fmt: skip
+
+
+def init_weight_(weight: torch.Tensor, name: str, activation: str = "relu", slope: float | None = None,
+                 g: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    """Fill one weight tensor (out, in, *kernel) in place with the named initialization ``name`` (:data:`INITS`),
+    for a layer followed by ``activation``.  'default' draws what ``nn.Linear.reset_parameters()`` draws for a
+    weight, U[+-1/sqrt(fan_in)] (here from ``generator``)."""
+    args = resolve(name, activation, slope, g)
+    if args["scheme"] == "default":
+        args["scheme"] = "glorot_standard"  # kaiming_uniform_(a=sqrt 5): the same bound 1/sqrt(fan_in)
+    return init_tensor_(weight, generator=generator, **args)
 
 
 def apply_init(module: nn.Module, name: str, activation: str = "relu", slope: float | None = None,
                g: float | None = None, generator: torch.Generator | None = None,
                skip_last: bool = False) -> nn.Module:  # fmt: skip
-    """Initialize ``module`` with the named initialization ``name`` (one of :data:`INITS`, see the module
-    docstring).  'default' calls every layer's ``reset_parameters()`` (PyTorch's own init, drawn from the global
-    RNG).  ``g`` overrides the gain of 'orthogonal' (e.g. tanh at the edge of chaos: g = 1).  Returns the module."""
-    if name not in INITS:
-        raise ValueError(f"unknown initialization {name!r}: choose one of {', '.join(INITS)}.")
-    check_activation(activation)
-    scheme, std, uses_activation = INITS[name]
-    if scheme == "default":
+    """Initialize every Linear/ConvNd of ``module`` (or the module itself, if it is one) with the named
+    initialization ``name`` (:data:`INITS`), biases 0.  'default' calls every layer's ``reset_parameters()``
+    (PyTorch's own init, drawn from the global RNG, biases included).  ``skip_last`` leaves the classifier head
+    alone.  Returns the module."""
+    args = resolve(name, activation, slope, g)
+    if args["scheme"] == "default":
         return init_module_(module, "default", skip_last=skip_last)
-    if scheme == "xavier_normal":
-        nonlinearity = "linear"
-    elif scheme == "he_normal":
-        nonlinearity = "relu"
-    else:
-        nonlinearity = activation if uses_activation else "relu"
-    return init_module_(module, scheme, nonlinearity=nonlinearity, std=std, bias=0.0, slope=slope,
-                        g=g if uses_activation else None, generator=generator, skip_last=skip_last)  # fmt: skip
+    return init_module_(module, bias=0.0, generator=generator, skip_last=skip_last, **args)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from . import kernels
-from .init import INITS, activation_module, apply_init, check_activation, init_tensor_
+from .init import INITS, activation_module, apply_init, check_activation, init_weight_
 from .init import weighted_layers as weighted_layers_of
 
 
@@ -137,12 +137,7 @@ def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 *
     if batchnorm:
         layers.append(("bn1", nn.BatchNorm1d(hidden)))
     layers += [("act1", nn.ReLU()), ("head", nn.Linear(hidden, classes))]
-    model = nn.Sequential(OrderedDict(layers))
-    for layer in (model.fc1, model.head):
-        init_tensor_(layer.weight, "he_uniform", nonlinearity="relu")
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
-    return model
+    return apply_init(nn.Sequential(OrderedDict(layers)), "he_uniform")
 
 
 # ---- 1000 plain layers, fast (notebook 9) --------------------------------------------------------------
@@ -243,33 +238,25 @@ def deep_leaky_mlp(depth: int, width: int, slope: float, init: str = "orthogonal
     """A plain (leaky-)ReLU MLP of ``depth`` weighted layers, no biases (notebook 9), as the fast
     :class:`DeepLeakyMLP` (``fused=True``) or the equivalent nn.Sequential.  ``slope`` 0 is ReLU.
 
-    ``init``: 'default' (PyTorch's U[+-1/sqrt(fan_in)]), 'xavier', 'he' (N(0, 2/fan_in)), or 'orthogonal' at the
-    critical point: orthogonal weights, hidden layers with the leaky ReLU's gain sqrt(2 / (1 + a^2)), the first
-    and the last layer with gain 1 (pick the slope with :func:`lecture_utils.theory.tailored_slope`).  Weights
-    from ``torch.manual_seed(seed)`` in a forked RNG."""
-    if init not in ("default", "xavier", "he", "orthogonal"):
-        raise ValueError(f"init must be 'default', 'xavier', 'he' or 'orthogonal', got {init!r}.")
+    ``init``: a name of :data:`lecture_utils.init.INITS` ('default': PyTorch's U[+-1/sqrt(fan_in)]; 'he':
+    N(0, 2/fan_in)), by default 'orthogonal' at the critical point: orthogonal weights, hidden layers with the
+    leaky ReLU's gain sqrt(2 / (1 + a^2)), the first and the last layer with gain 1 (pick the slope with
+    :func:`lecture_utils.theory.tailored_slope`).  Weights from ``torch.manual_seed(seed)`` in a forked RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = DeepLeakyMLP(depth, width, slope, in_features, num_classes)
         weights = net.layer_weights()
         for k, w in enumerate(weights):
-            if init == "orthogonal":
-                hidden = 0 < k < len(weights) - 1
-                init_tensor_(w, "orthogonal", nonlinearity="leaky_relu", slope=slope, g=None if hidden else 1.0)
-            elif init == "default":
-                init_tensor_(w, "glorot_standard")  # what nn.Linear.reset_parameters() draws
-            else:
-                init_tensor_(w, "xavier_normal" if init == "xavier" else "he_normal", nonlinearity="linear" if
-                             init == "xavier" else "relu")  # fmt: skip
+            hidden = 0 < k < len(weights) - 1  # the first and the last layer: gain 1 (the orthogonal init's g)
+            init_weight_(w, init, "leaky_relu", slope, g=None if hidden else 1.0)
     return net if fused else net.to_sequential()
 
 
 # ---- residual networks (notebook 10; Prince, Understanding Deep Learning, 11.3-11.4) -----------------
 
-#: Residual variants: 'he' (plain sum), 'scaled' (sum times 1/sqrt 2), 'bn' (BatchNorm first in the branch),
-#: 'zero' (a learnable branch scale alpha = 0, SkipInit).
-VARIANTS = ("he", "scaled", "bn", "zero")
+#: Residual variants (their branches are all He-initialized): 'unscaled' (the plain sum h + f(h)), 'scaled' (the
+#: sum times 1/sqrt 2), 'bn' (BatchNorm first in the branch), 'zero' (a learnable branch scale alpha = 0, SkipInit).
+VARIANTS = ("unscaled", "scaled", "bn", "zero")
 
 
 def _check_variant(variant: str) -> None:
@@ -281,21 +268,18 @@ class ResidualBlock(nn.Module):
     """h -> h + f(h) with a pre-activation branch of ``branch_depth`` ReLU -> Linear pairs, He-initialized
     (Var[w] = 2 / fan_in, biases 0).
 
-    ``variant``: 'he' (h + f(h)), 'scaled' ((h + f(h)) / sqrt 2), 'bn' (h + f(BN(h)), gamma = 1, beta = 0 as
-    Prince 11.4 asks), 'zero' (h + alpha f(h) with a learnable scalar alpha = 0 at initialization).
+    ``variant``: 'unscaled' (h + f(h)), 'scaled' ((h + f(h)) / sqrt 2), 'bn' (h + f(BN(h)), gamma = 1, beta = 0
+    as Prince 11.4 asks), 'zero' (h + alpha f(h) with a learnable scalar alpha = 0 at initialization).
     Variance of the stream after K blocks: 2^K, 1, K + 1, 1 (:func:`residual_theory`)."""
 
-    def __init__(self, width: int, variant: str = "he", branch_depth: int = 1):
+    def __init__(self, width: int, variant: str = "unscaled", branch_depth: int = 1):
         super().__init__()
         _check_variant(variant)
         _check_positive(width=width, branch_depth=branch_depth)
         self.variant = variant
         layers: list[nn.Module] = [nn.BatchNorm1d(width)] if variant == "bn" else []
         for _ in range(branch_depth):
-            linear = nn.Linear(width, width)
-            init_tensor_(linear.weight, "he_normal", nonlinearity="relu")
-            nn.init.zeros_(linear.bias)
-            layers += [nn.ReLU(), linear]
+            layers += [nn.ReLU(), apply_init(nn.Linear(width, width), "he")]
         self.branch = nn.Sequential(*layers)
         self.alpha = nn.Parameter(torch.zeros(())) if variant == "zero" else None
 
@@ -310,13 +294,13 @@ class ResidualBlock(nn.Module):
         return f"variant={self.variant!r}"
 
 
-def residual_mlp(num_blocks: int, width: int, variant: str = "he", in_features: int | None = None,
+def residual_mlp(num_blocks: int, width: int, variant: str = "unscaled", in_features: int | None = None,
                  out_features: int | None = None, flatten: bool = False, branch_depth: int = 1) -> nn.Sequential:  # fmt: skip
     """[flatten ->] [stem: Linear in_features -> width] -> block1 .. blockK -> [head: Linear width -> out_features].
 
     Stem and head are linear layers with Var[w] = 1 / fan_in (no ReLU around them: gain 1) and zero
     biases: the stem passes the input's variance to the residual stream, the head reads the stream as it is
-    (so with variant 'he' the logits carry the 2^K growth too)."""
+    (so with variant 'unscaled' the logits carry the 2^K growth too)."""
     _check_variant(variant)
     if not isinstance(num_blocks, int) or num_blocks < 0:
         raise ValueError(f"num_blocks must be a non-negative integer, got {num_blocks!r}.")
@@ -330,18 +314,15 @@ def residual_mlp(num_blocks: int, width: int, variant: str = "he", in_features: 
 
 
 def _linear(fan_in: int, fan_out: int) -> nn.Linear:
-    layer = nn.Linear(fan_in, fan_out)
-    init_tensor_(layer.weight, "he_normal", nonlinearity="linear")  # std = 1 / sqrt(fan_in)
-    nn.init.zeros_(layer.bias)
-    return layer
+    return apply_init(nn.Linear(fan_in, fan_out), "lecun")  # std = 1 / sqrt(fan_in)
 
 
 def residual_theory(variant: str, num_blocks: int, var0: float = 1.0) -> np.ndarray:
     """Var[h_k], k = 0..K, predicted for each variant (Prince, Figure 11.6a-c; notebook 10):
-    'he' var0 * 2^k (UDL 11.3), 'scaled' var0 (11.3), 'bn' var0 + k (11.4), 'zero' var0."""
+    'unscaled' var0 * 2^k (UDL 11.3), 'scaled' var0 (11.3), 'bn' var0 + k (11.4), 'zero' var0."""
     _check_variant(variant)
     k = np.arange(num_blocks + 1, dtype=np.float64)
-    if variant == "he":
+    if variant == "unscaled":
         return var0 * 2.0**k
     if variant == "bn":
         return var0 + k

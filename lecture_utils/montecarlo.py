@@ -81,12 +81,12 @@ def normal(n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1
 def sum_of_products(
     n: int,
     m: int,
-    sigma_w: float,
+    std_w: float,
     h_fn: Callable[[torch.Tensor], torch.Tensor],
     generator: torch.Generator,
     chunk: int = 100_000,
 ) -> torch.Tensor:
-    """``n`` samples of one pre-activation s = sum_{j=1}^m w_j h_j with w_j ~ N(0, sigma_w^2) and
+    """``n`` samples of one pre-activation s = sum_{j=1}^m w_j h_j with w_j ~ N(0, sigma_w^2), sigma_w = ``std_w``, and
     h_j = h_fn(z_j), z_j ~ N(0, 1), all independent (drawn in float32, summed in float64, ``chunk`` rows at a time so memory
     stays small).  Theory: Var[s] = m sigma_w^2 E[h^2]."""
     if n < 1 or m < 1 or chunk < 1:
@@ -94,37 +94,37 @@ def sum_of_products(
     out = []
     for start in range(0, n, chunk):
         rows = min(chunk, n - start)
-        w = sigma_w * torch.randn(rows, m, generator=generator)
+        w = std_w * torch.randn(rows, m, generator=generator)
         h = h_fn(torch.randn(rows, m, generator=generator))
         out.append((w * h).sum(dim=1, dtype=torch.float64))
     return torch.cat(out)
 
 
-def relu_moments(sigma: float = 1.0) -> dict[str, float]:
-    """Moments of ReLU(z), z ~ N(0, sigma^2): mean sigma/sqrt(2 pi), second moment sigma^2/2,
+def relu_moments(std: float = 1.0) -> dict[str, float]:
+    """Moments of ReLU(z), z ~ N(0, sigma^2), sigma = ``std``: mean sigma/sqrt(2 pi), second moment sigma^2/2,
     variance sigma^2/2 (1 - 1/pi) (He et al. 2015, section 2.2)."""
-    if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}.")
+    if not std >= 0:
+        raise ValueError(f"std must be >= 0, got {std}.")
     return {
-        "mean": sigma / math.sqrt(2 * math.pi),
-        "second": sigma**2 / 2,
-        "var": sigma**2 / 2 * (1 - 1 / math.pi),
+        "mean": std / math.sqrt(2 * math.pi),
+        "second": std**2 / 2,
+        "var": std**2 / 2 * (1 - 1 / math.pi),
     }
 
 
-def second_moment(f: Callable | str, z: torch.Tensor, param: float | None = None) -> float:
+def second_moment(f: Callable | str, z: torch.Tensor, slope: float | None = None) -> float:
     """Monte Carlo E[f(z)^2] over the samples ``z``; ``f`` is a function or an activation name of
-    :mod:`lecture_utils.init` (``param``: the leaky ReLU's slope)."""
-    fn = activation_fn(f, param) if isinstance(f, str) else f
+    :mod:`lecture_utils.init` (``slope``: the leaky ReLU's)."""
+    fn = activation_fn(f, slope) if isinstance(f, str) else f
     return fn(z).pow(2).mean().item()
 
 
-def measured_gain(f: Callable | str, z: torch.Tensor, param: float | None = None) -> float:
+def measured_gain(f: Callable | str, z: torch.Tensor, slope: float | None = None) -> float:
     """The gain that keeps the second moment of a layer's input: Var[w] = g^2 / fan_in gives
     Var[next pre-activation] = g^2 E[f(z)^2], which equals Var[z] = 1 when g = 1 / sqrt(E[f(z)^2]),
     z ~ N(0, 1).  Exact for ReLU (sqrt 2), leaky ReLU (sqrt(2 / (1 + a^2))) and linear (1); for tanh
     and sigmoid it differs from torch's conventional 5/3 and 1."""
-    return 1.0 / math.sqrt(second_moment(f, z, param))
+    return 1.0 / math.sqrt(second_moment(f, z, slope))
 
 
 def deep_stack(
@@ -134,7 +134,7 @@ def deep_stack(
     width: int,
     batch: int,
     generator: torch.Generator,
-    param: float | None = None,
+    slope: float | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Measured (forward, backward) profiles of one random stack z_k = W_k f(z_{k-1}), W_k[i, j] ~ N(0, g^2 / width),
@@ -147,7 +147,7 @@ def deep_stack(
     prediction of the forward profile is :func:`lecture_utils.theory.recurrence` (notebook 03)."""
     if depth < 1 or width < 1 or batch < 1:
         raise ValueError(f"need depth, width and batch >= 1; got {depth}, {width}, {batch}.")
-    fn = activation_fn(f, param) if isinstance(f, str) else f
+    fn = activation_fn(f, slope) if isinstance(f, str) else f
     z = torch.randn(batch, width, generator=generator, dtype=dtype).requires_grad_(True)
     zs = [z]
     for _ in range(depth):

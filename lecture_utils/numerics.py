@@ -158,20 +158,21 @@ def predicted_layer(start: float, growth: float, event: str, dtype: torch.dtype 
     return max(0, math.floor(ratio) + 1)
 
 
-def growth_factor(width: int, sigma: float, activation: str = "linear", slope: float | None = None) -> float:
+def growth_factor(width: int, sigma2: float, activation: str = "linear", slope: float | None = None) -> float:
     """Expected growth of the root-mean-square activation per layer, for a width x width weight with
-    entries N(0, sigma^2): sqrt(D sigma^2) (linear) or sqrt(D sigma^2 / 2) (ReLU, He et al. 2015, eq. 7)."""
+    entries N(0, sigma2): sqrt(D sigma^2) (linear) or sqrt(D sigma^2 / 2) (ReLU, He et al. 2015, eq. 7);
+    the per-layer factor of the mean square, D sigma^2 / 2 for ReLU, is :func:`lecture_utils.theory.relu_growth`."""
     check_activation(activation)
     if activation not in HOMOGENEOUS:
         raise ValueError(
             f"{activation} does not grow by one constant factor per layer (it saturates): use "
             "lecture_utils.theory.recurrence; growth_factor knows " + ", ".join(HOMOGENEOUS) + "."
         )
-    if width < 1 or not sigma > 0:
-        raise ValueError(f"need width >= 1 and sigma > 0; got width={width}, sigma={sigma}.")
+    if width < 1 or not sigma2 > 0:
+        raise ValueError(f"need width >= 1 and a variance sigma2 > 0; got width={width}, sigma2={sigma2}.")
     a = DEFAULT_SLOPE if slope is None else slope
     factor = {"linear": 1.0, "relu": 0.5, "leaky_relu": (1.0 + a * a) / 2.0}[activation]
-    return math.sqrt(width * sigma**2 * factor)
+    return math.sqrt(width * sigma2 * factor)
 
 
 @dataclass
@@ -185,14 +186,15 @@ class StackRun:
 
 
 def random_weights(
-    depth: int, width: int, sigma: float, dtype=torch.float32, generator: torch.Generator | None = None
+    depth: int, width: int, std: float, dtype=torch.float32, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """``depth`` weight matrices with entries N(0, sigma^2), shape (depth, width, width)."""
+    """``depth`` weight matrices with entries N(0, std^2) (a standard deviation, as ``torch.normal`` takes),
+    shape (depth, width, width)."""
     if depth < 1 or width < 1:
         raise ValueError(f"need depth >= 1 and width >= 1; got depth={depth}, width={width}.")
-    if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}.")
-    w = torch.randn(depth, width, width, generator=generator, dtype=torch.float64) * sigma
+    if not std >= 0:
+        raise ValueError(f"std must be >= 0, got {std}.")
+    w = torch.randn(depth, width, width, generator=generator, dtype=torch.float64) * std
     return w.to(_dtype(dtype))
 
 

@@ -154,6 +154,28 @@ class Probe:
         return None
 
 
+class BufferSnapshot:
+    """A copy of ``model``'s buffers (BatchNorm's running mean and variance, its count of batches) that
+    :meth:`restore` puts back; as a context manager it puts them back when the block ends, even if it raises.
+
+    A forward pass in ``train()`` mode updates those running averages: a probe, or a training step that is thrown
+    away (a diverged one, :class:`lecture_utils.train.Guard`), must leave no trace in them (notebooks 07, 09)."""
+
+    def __init__(self, model: nn.Module):
+        self.saved = [(b, b.clone()) for b in model.buffers()]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for buffer, copy in self.saved:
+            buffer.copy_(copy)
+
+    def __enter__(self) -> BufferSnapshot:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+
 def locate_nonfinite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable,
                      select: Selector | None = None) -> tuple[str, str] | None:  # fmt: skip
     """Re-run one forward/backward pass of ``loss_fn(model(x), y)`` under a :class:`Probe` and name the first
@@ -165,16 +187,10 @@ def locate_nonfinite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     if not bool(torch.isfinite(x).all()):
         return ("input", "")
     model.zero_grad(set_to_none=True)
-    buffers = {name: b.clone() for name, b in model.named_buffers()}  # BatchNorm's running averages
-    try:
-        with Probe(model, select=select) as probe:
-            loss = loss_fn(model(x), y)
-            if loss.requires_grad:
-                loss.backward()
-    finally:
-        with torch.no_grad():
-            for name, b in model.named_buffers():
-                b.copy_(buffers[name])
+    with BufferSnapshot(model), Probe(model, select=select) as probe:  # BatchNorm's running averages kept
+        loss = loss_fn(model(x), y)
+        if loss.requires_grad:
+            loss.backward()
     found = probe.first_nonfinite()
     if found is None:
         for name, layer in reversed(probe.modules):
@@ -224,16 +240,14 @@ def input_percentiles(model: nn.Module, module: nn.Module, x: torch.Tensor, unit
     averages and the model's mode are restored afterwards.  Ioffe & Szegedy (2015), Figure 1(b, c)."""
     seen = {}
     handle = module.register_forward_hook(lambda m, inputs, out: seen.setdefault("x", inputs[0].detach()))
-    buffers = {name: b.clone() for name, b in model.named_buffers()}
     was = model.training
     try:
-        model.train()
-        model(x)
+        with BufferSnapshot(model):
+            model.train()
+            model(x)
     finally:
         handle.remove()
         model.train(was)
-        for name, b in model.named_buffers():
-            b.copy_(buffers[name])
     values = seen["x"].reshape(len(x), -1)[:, unit].to(torch.float64)
     return torch.quantile(values, torch.tensor(q, dtype=torch.float64, device=values.device) / 100).tolist()
 

@@ -9,16 +9,13 @@ NOT CIFAR-10: every notebook's banner says so, and the lecture's text describes 
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import config
+from . import atomic, config
 
 #: The official release's layout (as torchvision.datasets.CIFAR10 knows it).
 FOLDER = "cifar-10-batches-py"
@@ -97,50 +94,35 @@ def write_synthetic_cifar10(root: Path | str, n_train: int = 50_000, n_test: int
     Five pickled ``data_batch_i`` (dicts with ``batch_label``, ``labels``, ``data`` (n, 3072) uint8 with
     the R, G, B planes of each 32 x 32 image in row order, ``filenames``), one ``test_batch``,
     ``batches.meta`` (``label_names``, ``num_cases_per_batch``, ``num_vis``) and ``SYNTHETIC.json``.
-    Written to a temporary folder and renamed into place, so an interrupted run leaves nothing half done.
+    Written to a temporary folder and renamed into place (:mod:`lecture_utils.atomic`), so an interrupted run leaves
+    nothing half done.
     Returns ``root``.
     """
     if n_train < 5 or n_train % 5 or n_test < 1:
         raise ValueError(f"n_train must be a positive multiple of 5 and n_test positive, got {n_train}, {n_test}.")
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_dead_writers(root)
     world = _synthetic_world(seed)
-    tmp = Path(tempfile.mkdtemp(prefix=f".synthetic-{os.getpid()}-", dir=root))
     try:
-        per = n_train // 5
-        batches = [(f"training batch {i + 1} of 5", name, per) for i, name in enumerate(TRAIN_FILES)]
-        batches.append(("testing batch 1 of 1", TEST_FILES[0], n_test))
-        for stream, (label, name, count) in enumerate(batches, start=1):
-            x, y = synthetic_images(count, seed, stream, world)  # one file at a time: bounded memory
-            entry = {"batch_label": label, "labels": y.tolist(), "data": x,
-                     "filenames": [f"synthetic_{name}_{i:05d}.png" for i in range(len(y))]}  # fmt: skip
-            with open(tmp / name, "wb") as f:
-                pickle.dump(entry, f, protocol=4)
-        meta = {"label_names": list(SYNTHETIC_CLASSES), "num_cases_per_batch": per, "num_vis": 3072}
-        with open(tmp / META_FILE, "wb") as f:
-            pickle.dump(meta, f, protocol=4)
-        record = {"version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}
-        (tmp / MARKER).write_text(json.dumps(record, sort_keys=True))
-        target = root / FOLDER
-        if target.exists():
-            shutil.rmtree(target)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: keep its copy
-            if not _synthetic_matches(root, n_train, n_test, seed):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic.replace(root / FOLDER) as tmp:
+            tmp.mkdir()
+            per = n_train // 5
+            batches = [(f"training batch {i + 1} of 5", name, per) for i, name in enumerate(TRAIN_FILES)]
+            batches.append(("testing batch 1 of 1", TEST_FILES[0], n_test))
+            for stream, (label, name, count) in enumerate(batches, start=1):
+                x, y = synthetic_images(count, seed, stream, world)  # one file at a time: bounded memory
+                entry = {"batch_label": label, "labels": y.tolist(), "data": x,
+                         "filenames": [f"synthetic_{name}_{i:05d}.png" for i in range(len(y))]}  # fmt: skip
+                with open(tmp / name, "wb") as f:
+                    pickle.dump(entry, f, protocol=4)
+            meta = {"label_names": list(SYNTHETIC_CLASSES), "num_cases_per_batch": per, "num_vis": 3072}
+            with open(tmp / META_FILE, "wb") as f:
+                pickle.dump(meta, f, protocol=4)
+            record = {"version": VERSION, "seed": seed, "n_train": n_train, "n_test": n_test}
+            (tmp / MARKER).write_text(json.dumps(record, sort_keys=True))
+    except OSError:  # another process finished first (its folder took the place): keep its copy
+        if not _synthetic_matches(root, n_train, n_test, seed):
+            raise
     return root
-
-
-def _remove_dead_writers(root: Path) -> None:
-    """Remove the temporary folders of writers that were killed (their pid, in the folder's name, is gone)."""
-    for tmp in root.glob(".synthetic-*"):
-        pid = tmp.name.split("-")[1] if tmp.name.count("-") >= 2 else ""
-        if pid != str(os.getpid()) and not config.writer_alive(pid) and tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def is_synthetic(folder: Path | str) -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .init import check_activation
+from .init import DEFAULT_SLOPE, check_activation
 
 
 def check_variance(name: str, value: float) -> None:
@@ -57,7 +57,7 @@ def gaussian_expectation(g: Callable[[np.ndarray], np.ndarray], var: float, poin
     return float(np.trapezoid(g(grid) * density, grid))
 
 
-def mean_square(activation: str, var: float, negative_slope: float = 0.01) -> float:
+def mean_square(activation: str, var: float, slope: float = DEFAULT_SLOPE) -> float:
     """E[f(z)^2] for z ~ N(0, var): linear var, ReLU var/2, leaky ReLU (1 + a^2) var / 2,
     tanh and sigmoid by quadrature."""
     check_activation(activation)
@@ -67,13 +67,13 @@ def mean_square(activation: str, var: float, negative_slope: float = 0.01) -> fl
     if activation == "relu":
         return var / 2.0
     if activation == "leaky_relu":
-        return (1.0 + negative_slope**2) * var / 2.0
+        return (1.0 + slope**2) * var / 2.0
     if activation == "tanh":
         return gaussian_expectation(lambda z: np.tanh(z) ** 2, var)
     return gaussian_expectation(lambda z: _sigmoid(z) ** 2, var)
 
 
-def derivative_mean_square(activation: str, var: float, negative_slope: float = 0.01) -> float:
+def derivative_mean_square(activation: str, var: float, slope: float = DEFAULT_SLOPE) -> float:
     """E[f'(z)^2] for z ~ N(0, var): linear 1, ReLU 1/2, leaky ReLU (1 + a^2)/2, tanh E[(1 - tanh^2 z)^2]
     and sigmoid E[(s(1 - s))^2] by quadrature."""
     check_activation(activation)
@@ -83,7 +83,7 @@ def derivative_mean_square(activation: str, var: float, negative_slope: float = 
     if activation == "relu":
         return 0.5
     if activation == "leaky_relu":
-        return (1.0 + negative_slope**2) / 2.0
+        return (1.0 + slope**2) / 2.0
     if activation == "tanh":
         return gaussian_expectation(lambda z: (1.0 - np.tanh(z) ** 2) ** 2, var)
     return gaussian_expectation(lambda z: (_sigmoid(z) * (1.0 - _sigmoid(z))) ** 2, var)
@@ -124,7 +124,7 @@ def recurrence(
     in_mean_square: float = 1.0,
     bias_var: float = 0.0,
     top_grad: float = 1.0,
-    negative_slope: float = 0.01,
+    slope: float = DEFAULT_SLOPE,
 ) -> Recurrence:
     """Run the forward and backward recurrences (see the module docstring) in float64.
 
@@ -152,16 +152,16 @@ def recurrence(
             if not math.isfinite(pre[k]):  # beyond float64 (sigma^2 D / 2 > 1 for thousands of layers)
                 pre[k:] = post[k:] = math.inf
                 break
-            post[k] = q = mean_square(activation, pre[k], negative_slope)
+            post[k] = q = mean_square(activation, pre[k], slope)
             fan = width
         grad[-1] = top_grad
         for k in range(depth - 2, -1, -1):
-            d = derivative_mean_square(activation, pre[k], negative_slope) if math.isfinite(pre[k]) else 0.5
+            d = derivative_mean_square(activation, pre[k], slope) if math.isfinite(pre[k]) else 0.5
             grad[k] = d * width * sigma2 * grad[k + 1]
     return Recurrence(pre, post, grad)
 
 
-def fixed_point(activation: str, g: float, q0: float = 1.0, negative_slope: float = 0.01, iters: int = 500) -> float:
+def fixed_point(activation: str, g: float, q0: float = 1.0, slope: float = DEFAULT_SLOPE, iters: int = 500) -> float:
     """The variance q* = Var[z] that a deep stack with Var[w] = g^2 / fan_in settles at (infinite width,
     zero biases): iterate q <- g^2 E[f(z)^2], z ~ N(0, q), from ``q0``.  For ReLU-like activations the map is
     linear, q <- g^2 (1 + a^2) q / 2, so q* is q0 when that factor is 1, else 0 or inf (returned as such).
@@ -169,11 +169,11 @@ def fixed_point(activation: str, g: float, q0: float = 1.0, negative_slope: floa
     check_activation(activation)
     check_variance("q0", q0)
     if activation in ("linear", "relu", "leaky_relu"):  # q <- factor * q: no fixed point but 0, q0 or inf
-        factor = g * g * mean_square(activation, 1.0, negative_slope)
+        factor = g * g * mean_square(activation, 1.0, slope)
         return float(q0) if abs(factor - 1.0) < 1e-9 else (0.0 if factor < 1.0 else math.inf)
     q = float(q0)
     for _ in range(iters):
-        new = g * g * mean_square(activation, q, negative_slope)
+        new = g * g * mean_square(activation, q, slope)
         if not math.isfinite(new) or new > 1e300:
             return math.inf
         if new < 1e-300:
@@ -184,15 +184,15 @@ def fixed_point(activation: str, g: float, q0: float = 1.0, negative_slope: floa
     return q
 
 
-def backward_factor(activation: str, g: float, q: float | None = None, negative_slope: float = 0.01) -> float:
+def backward_factor(activation: str, g: float, q: float | None = None, slope: float = DEFAULT_SLOPE) -> float:
     """chi = g^2 E[f'(z)^2], z ~ N(0, q): the factor by which Var[dL/dz] grows per layer going *down* a deep
     stack with Var[w] = g^2 / fan (equal widths).  ``q`` defaults to the forward fixed point
     :func:`fixed_point`.  chi > 1: gradients explode with depth; chi < 1: they vanish; ReLU with g = sqrt 2: 1.
     tanh, g = 5/3: chi = 1.21 (x 1e4 over 50 layers); sigmoid, g = 1: chi = 0.056 (sigma' <= 1/4, so chi < 1
     for every g < 4).  The forward gain conventions of torch do not make the backward pass stable."""
     if q is None:
-        q = fixed_point(activation, g, negative_slope=negative_slope)
-    return g * g * derivative_mean_square(activation, q, negative_slope)
+        q = fixed_point(activation, g, slope=slope)
+    return g * g * derivative_mean_square(activation, q, slope)
 
 
 def tailored_slope(depth: int, width: int, c: float = 1.0) -> float:

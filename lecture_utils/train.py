@@ -1,31 +1,44 @@
 """ONE training loop and ONE evaluation, with the safety equipment a real run needs (notebooks 07-10).
 
-    run = fit(model, train_loader, val_loader, epochs=5, lr=1e-3, momentum=0.9,
-              scheduler=plateau(patience=1), callbacks=[Checkpoint("ckpt.pt"), TensorBoard("runs/bn")])
-    run = fit(model, train_loader, val_loader, steps=300, lr=0.01, on_divergence="stop")   # a step budget
+    run = fit(model, train_loader, val_loader, epochs=6, lr=0.05,
+              callbacks=[Scheduler(plateau(patience=0)), Checkpoint("ckpt.pt"), TensorBoard("runs/bn")])
+    run = fit(model, train_loader, val_loader, steps=300, lr=0.01, callbacks=[DivergenceGuard(stop=True)])
     loss, acc = evaluate(model, val_loader)
 
-Notebook 07 writes the loop itself (a dozen lines: forward, loss, backward, step, evaluate, scheduler,
-checkpoint); :func:`fit` is that loop plus what you should not have to retype:
+:func:`fit` is the loop notebook 07 writes by hand: forward, loss, backward, step (SGD with momentum,
+v <- mu v + g, w <- w - lr v, unless you pass an optimizer), with *events* between its lines:
 
-* SGD with momentum (v <- mu v + g, w <- w - lr v) unless you pass an optimizer; an optional scheduler:
-  ``ReduceLROnPlateau`` steps on the validation loss after each evaluation, any other after each step.
-* Evaluation in ``model.eval()`` under ``torch.no_grad()`` (BatchNorm then uses its running averages):
-  at the end of every epoch, or every ``eval_every`` steps.
-* Gradient clipping by value (Prince's "if |g| > c then g = +-c") and by norm (g <- g m / ||g|| when
-  ||g|| > m; Pascanu et al. 2013); the norm before clipping is recorded at every step.
-* Divergence: a non-finite loss or gradient stops the run *before* the update and names the step and the
-  first layer whose activation or gradient went non-finite (a :class:`~lecture_utils.probes.Probe` re-runs
-  the batch), or says that the batch itself holds NaN/inf.  ``on_divergence="raise"`` raises
-  :class:`DivergenceError`; ``"stop"`` returns the run with :attr:`Run.nonfinite` set.
-* Callbacks (fast.ai's idea, minimal): objects with any of ``before_fit``, ``before_step``, ``after_backward``
-  (raw gradients, before clipping), ``after_step``, ``after_eval``, ``after_epoch``, ``after_fit``, each called
-  with the :class:`Fit` state.  Here:
-  :class:`Checkpoint` (atomic save every epoch, resume bit-identically) and :class:`TensorBoard`; in
-  :mod:`lecture_utils.probes`: ``PercentileRecorder`` and ``UpdateRatio``.
-* Bad input fails before anything is trained: a learning rate that is not a positive finite number, an
-  empty loader, a checkpoint folder that cannot be written.
-See Ioffe & Szegedy (2015) and Prince, Understanding Deep Learning, sections 6.3 (momentum) and 11.4.
+    before_fit
+        before_epoch                                        then model.train()
+            before_step      forward, loss, zero_grad, backward
+            after_backward   (the raw gradients)             then the optimizer's step
+            after_step
+            after_eval       (sent by Evaluate, after each evaluation)
+        after_epoch
+    after_fit                (always, also after an error)
+
+Everything else is a *callback*: an object with methods named after events, each called with the :class:`Fit`
+state (fast.ai's idea; their course's miniai ``Learner`` runs callbacks by ``Callback.order``).  At every event
+the callbacks run in increasing ``order``, so the order of the list you pass does not matter (an object without
+``order`` runs at 0; equal orders keep the list's order, the defaults first):
+
+    order  callback                      its job
+    -30    Recorder          (always)    run.step_loss, run.grad_norm (before clipping), run.seconds
+    -20    DivergenceGuard   (default)   a non-finite loss or gradient: stop before the update, name step and layer
+    -10    Scheduler                     ReduceLROnPlateau after each evaluation, any other scheduler after each step
+      0    yours                         e.g. probes.PercentileRecorder, probes.UpdateRatio; after_backward sees the
+                                         raw gradients
+     10    Clip                          clip the gradients by value or by norm, after all that read them raw
+     20    Evaluate          (default)   evaluate(model, val_loader) after each epoch, or every so many steps
+     30    Checkpoint                    restores before anything reads the counters; saves after the evaluation
+     40    TensorBoard, PrintEvals       report what the others recorded (TensorBoard knows a resumed run)
+
+:func:`fit` adds the defaults unless you pass one of that class: ``DivergenceGuard(stop=True)`` returns a diverged
+run instead of raising, ``Evaluate(every=50)`` evaluates every 50 steps.  A callback ends the run after the current
+step with ``fit.stop = True``, or at once by raising :class:`StopFit`.  Bad input fails before anything is trained:
+a learning rate that is not a positive finite number, an empty loader, a callback method named after no event, a
+checkpoint folder that cannot be written.  See Ioffe & Szegedy (2015); Prince, Understanding Deep Learning (2023),
+sections 6.3 (momentum) and 11.4; Pascanu et al. (2013) for clipping.
 """
 
 from __future__ import annotations
@@ -36,6 +49,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -45,11 +59,33 @@ from .init import WEIGHTED
 
 #: What one evaluation record holds (:attr:`Run.evals`).
 EVAL_KEYS = ("step", "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
+#: The events of :func:`fit`, in the order they come (``after_eval`` is sent by :class:`Evaluate`).
+EVENTS = ("before_fit", "before_epoch", "before_step", "after_backward", "after_step", "after_eval", "after_epoch",
+          "after_fit")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """Where a run went non-finite (:attr:`Run.nonfinite`): at ``step``, of ``kind`` 'input' (the batch itself holds
+    NaN or inf), 'activation' or 'gradient' (the first layer whose output, or the gradient reaching it, is not
+    finite: ``layer`` is its name, ``index`` its position among the ``of`` weighted layers in forward order), or
+    'loss' (every layer's output and gradient finite, the loss not)."""
+
+    step: int
+    kind: Literal["input", "activation", "gradient", "loss"]
+    layer: str = ""
+    index: int = 0
+    of: int = 0
+
+    def __str__(self) -> str:
+        if self.kind in ("input", "loss"):
+            return f"{self.kind} non-finite at step {self.step}"
+        return f"{self.kind} non-finite at step {self.step}, layer {self.index}/{self.of} ({self.layer})"
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or gradient.  ``run`` is the run so far (its ``nonfinite``
-    names the step, the kind and the layer).  Shown as its message in a notebook."""
+    """Training produced a non-finite loss or gradient.  ``run`` is the run so far (its ``nonfinite`` names the
+    step, the kind and the layer).  Shown as its message in a notebook."""
 
     def __init__(self, message: str, run: Run):
         super().__init__(message)
@@ -59,20 +95,24 @@ class DivergenceError(FloatingPointError):
         return [f"{type(self).__name__}: {self}"]
 
 
+class StopFit(Exception):
+    """Raised by a callback to end :func:`fit` at once (no further event but ``after_fit``); fit returns the run."""
+
+
 @dataclass
 class Run:
     """What :func:`fit` records.
 
     ``step_loss[t]``, ``grad_norm[t]``: training loss and gradient norm (before clipping) at step t + 1.
     ``evals``: one dict per evaluation with :data:`EVAL_KEYS` (train_* averaged since the previous one).
-    ``nonfinite``: None, or {step, kind ('input' | 'activation' | 'gradient' | 'loss'), layer, index, of}.
+    ``nonfinite``: None, or the :class:`NonFinite` step that stopped the run.
     """
 
     name: str = ""
     step_loss: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
-    nonfinite: dict | None = None
+    nonfinite: NonFinite | None = None
     seconds: float = 0.0
 
     @property
@@ -96,12 +136,7 @@ class Run:
 
     def where(self) -> str:
         """'ok' or e.g. 'activation non-finite at step 3, layer 49/1000 (fc49)'."""
-        if self.nonfinite is None:
-            return "ok"
-        d = self.nonfinite
-        if d["kind"] in ("input", "loss"):
-            return f"{d['kind']} non-finite at step {d['step']}"
-        return f"{d['kind']} non-finite at step {d['step']}, layer {d['index']}/{d['of']} ({d['layer']})"
+        return "ok" if self.nonfinite is None else str(self.nonfinite)
 
     def state(self) -> dict:
         """The run as plain data (for a checkpoint)."""
@@ -112,27 +147,118 @@ class Run:
         return cls(state.get("name", ""), list(state["step_loss"]), list(state["grad_norm"]), list(state["evals"]))
 
 
-@dataclass
+@dataclass(eq=False)
 class Fit:
-    """The training state every callback sees.  ``step`` is the 1-based number of the current step,
-    ``epoch`` the 1-based current epoch; set ``stop = True`` to end training after this step."""
+    """The training state every callback sees, and may change.
+
+    ``step`` and ``epoch``: the numbers of the current ones (1-based; 0 before the first); ``xb, yb``: the batch,
+    ``out``: the model's output, ``loss``: the loss (a tensor) of the current step; ``grad_norm``: the norm of its
+    gradient before clipping (:class:`Recorder`); ``scheduler``: the one a :class:`Scheduler` built, or None;
+    ``resumed``: whether a :class:`Checkpoint` restored a saved run; ``stop = True`` ends training after this step."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object
     loss_fn: Callable
     train_loader: Iterable
     val_loader: Iterable | None
+    epochs: int | None
+    steps: int | None
+    callbacks: list
     run: Run
     device: torch.device
     step: int = 0
     epoch: int = 0
-    loss: float = math.nan
+    xb: torch.Tensor | None = None
+    yb: torch.Tensor | None = None
+    out: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    grad_norm: float = math.nan
+    scheduler: object = None
+    resumed: bool = False
     stop: bool = False
 
     @property
     def loaders(self) -> list:
         return [self.train_loader] + ([self.val_loader] if self.val_loader is not None else [])
+
+    def emit(self, event: str) -> None:
+        """Call each callback's method for ``event`` (the callbacks are sorted by their ``order``)."""
+        for cb in self.callbacks:
+            method = getattr(cb, event, None)
+            if method is not None:
+                method(self)
+
+    def finished(self) -> bool:
+        """Whether training is over: a callback said stop, or the step or epoch budget is spent."""
+        return (self.stop or (self.steps is not None and self.step >= self.steps)
+                or (self.epochs is not None and self.epoch >= self.epochs))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------------
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None = None, steps: int | None = None,
+        lr: float = 0.01, momentum: float = 0.9, optimizer: torch.optim.Optimizer | None = None,
+        callbacks: Iterable = (), loss_fn: Callable = nn.functional.cross_entropy, name: str = "") -> Run:  # fmt: skip
+    """Train ``model`` for ``epochs`` passes over ``train_loader`` or for ``steps`` optimizer steps (give one) and
+    return the :class:`Run`.  SGD(lr, momentum) unless you pass an ``optimizer``.  By default a non-finite step
+    raises :class:`DivergenceError` and ``val_loader`` is evaluated after every epoch (with ``steps``: at step 0,
+    every tenth of the budget and at the end); ``callbacks`` add or replace what happens at the events (see the
+    module docstring)."""
+    f = _prepare(model, train_loader, val_loader, epochs, steps, lr, momentum, optimizer, callbacks, loss_fn, name)
+    try:
+        f.emit("before_fit")
+        while not f.finished():
+            f.epoch += 1
+            f.emit("before_epoch")
+            model.train()
+            for xb, yb in train_loader:
+                f.step += 1
+                f.xb, f.yb = xb.to(f.device, non_blocking=True), yb.to(f.device, non_blocking=True)
+                f.emit("before_step")
+                f.out = model(f.xb)  # forward
+                f.loss = f.loss_fn(f.out, f.yb)  # loss
+                f.optimizer.zero_grad()
+                f.loss.backward()  # backward
+                f.emit("after_backward")  # record; the guard stops a non-finite step here; clip
+                f.optimizer.step()  # step
+                f.emit("after_step")  # schedule, evaluate, checkpoint, log
+                if f.stop or f.step == f.steps:  # a callback said stop, or the step budget is spent
+                    break
+            f.emit("after_epoch")
+    except StopFit:
+        pass
+    finally:
+        f.emit("after_fit")
+    return f.run
+
+
+def _prepare(model, train_loader, val_loader, epochs, steps, lr, momentum, optimizer, callbacks, loss_fn,
+             name) -> Fit:  # fmt: skip
+    """Check every argument (nothing is trained yet), add the default callbacks, sort all by ``order``."""
+    if (epochs is None) == (steps is None):
+        raise ValueError("give either epochs= (passes over the data) or steps= (a step budget), not both.")
+    budget = epochs if epochs is not None else steps
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise ValueError(f"{'epochs' if epochs is not None else 'steps'} must be a positive integer, got {budget!r}.")
+    if optimizer is None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
+    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
+        raise ValueError("train_loader yields no batches (fewer examples than one batch with drop_last?): "
+                         "nothing to train on.")  # fmt: skip
+    callbacks = list(callbacks)
+    for cb in callbacks:
+        unknown = [n for n in dir(cb) if n.startswith(("before_", "after_")) and n not in EVENTS]
+        if unknown:
+            raise ValueError(f"{type(cb).__name__}.{unknown[0]} is named after no event of fit: name callback "
+                             f"methods after one of {', '.join(EVENTS)}.")  # fmt: skip
+    defaults = [cb for cb in (Recorder(), DivergenceGuard(), Evaluate())
+                if not any(isinstance(c, type(cb)) for c in callbacks)]  # fmt: skip
+    opt = optimizer if optimizer is not None else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                                                                  foreach=True)  # one call for all tensors  # fmt: skip
+    return Fit(model, opt, loss_fn, train_loader, val_loader, epochs, steps,
+               sorted([*defaults, *callbacks], key=lambda cb: getattr(cb, "order", 0)), Run(name=name),
+               device_of(model))  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,29 +303,39 @@ def test_report(model: nn.Module, loader, loss_fn: Callable | None = None) -> st
 test_report.__test__ = False  # not a pytest test, whatever its name
 
 
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number or None, got {value!r}.")
+
+
+def grad_norm(parameters) -> float:
+    """||g|| = sqrt(sum_i g_i^2) over the gradients of ``parameters``, computed in float64 (so that it does not
+    itself overflow); 0.0 when no parameter has a gradient."""
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    # one norm of all gradients laid end to end: 2 operations instead of 2 per tensor (a 100-block network has 300)
+    return float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in grads]), dtype=torch.float64))
+
+
 def clip_gradients_(parameters, clip_value: float | None = None, clip_norm: float | None = None) -> float:
-    """Clip gradients in place; return the total L2 norm ||g|| = sqrt(sum_i g_i^2) before clipping
-    (computed in float64, so that it does not itself overflow).
+    """Clip gradients in place; return the total L2 norm :func:`grad_norm` before clipping.
 
     by value:  g_i <- max(-c, min(c, g_i))      (each component; the direction changes)
     by norm:   g <- g * m / ||g||  if ||g|| > m  (the whole vector; the direction is kept)"""
-    for name, v in (("clip_value", clip_value), ("clip_norm", clip_norm)):
-        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number or None, got {v!r}.")
+    _check_positive("clip_value", clip_value)
+    _check_positive("clip_norm", clip_norm)
     params = [p for p in parameters if p.grad is not None]
-    if not params:
-        return 0.0
-    # one norm of all gradients laid end to end: 2 operations instead of 2 per tensor (a 100-block network has 300)
-    norm = torch.linalg.vector_norm(torch.cat([p.grad.detach().reshape(-1) for p in params]), dtype=torch.float64)
-    if clip_value is not None:
+    norm = grad_norm(params)
+    if clip_value is not None and params:
         nn.utils.clip_grad_value_(params, clip_value)
-    if clip_norm is not None:
+    if clip_norm is not None and params:
         nn.utils.clip_grad_norm_(params, clip_norm)
-    return float(norm)
+    return norm
 
 
 def plateau(factor: float = 0.1, patience: int = 1, threshold: float = 1e-4) -> Callable:
-    """A scheduler factory for :func:`fit`: ``ReduceLROnPlateau`` on the validation loss (lr <- factor * lr
+    """A scheduler factory for :class:`Scheduler`: ``ReduceLROnPlateau`` on the validation loss (lr <- factor * lr
     when the loss has not improved by ``threshold`` (relative) for ``patience`` evaluations)."""
     return lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=factor,
                                                                   patience=patience, threshold=threshold)  # fmt: skip
@@ -216,11 +352,12 @@ def _weighted_index(model: nn.Module, layer: str) -> tuple[int, int]:
     return k, total
 
 
-def _diverged(fit: Fit, xb, yb, what: str) -> DivergenceError:
-    found = probes.locate_nonfinite(fit.model, xb, yb, fit.loss_fn, select=probes.leaves)
+def _diverged(fit: Fit, what: str) -> DivergenceError:
+    """Name where step ``fit.step`` went non-finite (in ``fit.run.nonfinite``); the error that says so."""
+    found = probes.locate_nonfinite(fit.model, fit.xb, fit.yb, fit.loss_fn, select=probes.leaves)
     kind, layer = found if found is not None else ("loss", "")
     index, of = _weighted_index(fit.model, layer) if layer else (0, 0)
-    fit.run.nonfinite = {"step": fit.step, "kind": kind, "layer": layer, "index": index, "of": of}
+    fit.run.nonfinite = NonFinite(fit.step, kind, layer, index, of)
     if kind == "input":
         where, advice = "the input batch itself holds NaN or inf", "Check the data (a corrupt image, a division by 0)."
     elif kind == "loss":
@@ -229,154 +366,174 @@ def _diverged(fit: Fit, xb, yb, what: str) -> DivergenceError:
     else:
         module = dict(fit.model.named_modules())[layer]
         where = f"first non-finite {kind}: layer '{layer}' ({type(module).__name__}, weighted layer {index} of {of})"
-        advice = ("Try a smaller learning rate, gradient clipping (clip_norm= or clip_value=), a better-scaled "
+        advice = ("Try a smaller learning rate, gradient clipping (callbacks=[train.Clip(norm=...)]), a better-scaled "
                   "initialization, or BatchNorm.")  # fmt: skip
     return DivergenceError(f"training diverged at step {fit.step} (epoch {fit.epoch}): {what}; {where}. {advice}",
                            fit.run)  # fmt: skip
 
 
-def _restore(buffers: list[torch.Tensor], saved: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for b, s in zip(buffers, saved, strict=True):
-            b.copy_(s)
-
-
-def _call(callbacks, event: str, fit: Fit) -> None:
-    for cb in callbacks:
-        method = getattr(cb, event, None)
-        if method is not None:
-            method(fit)
-
-
 # ---------------------------------------------------------------------------------------------------
-# The loop
+# Callbacks, in their order
 # ---------------------------------------------------------------------------------------------------
-def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int | None = None, steps: int | None = None,
-        lr: float = 0.01, momentum: float = 0.9, optimizer: torch.optim.Optimizer | None = None,
-        scheduler: Callable | None = None, clip_value: float | None = None, clip_norm: float | None = None,
-        eval_every: int | None = None, callbacks: Iterable = (), on_divergence: str = "raise",
-        loss_fn: Callable | None = None, name: str = "", verbose: bool = False) -> Run:  # fmt: skip
-    """Train ``model`` for ``epochs`` passes over ``train_loader`` or for ``steps`` optimizer steps (give one);
-    return the :class:`Run`.  See the module docstring for what happens at every step.
+class Recorder:
+    """(Always there.)  Records the run: the loss of every step in ``run.step_loss`` (the diverged one included),
+    the gradient norm of every step taken, before clipping, in ``run.grad_norm`` (and ``fit.grad_norm``; see
+    :func:`grad_norm`), and the seconds spent in ``run.seconds``.  Refuses a loader that yields no batches."""
 
-    ``scheduler``: a factory ``optimizer -> scheduler`` such as :func:`plateau`.  ``eval_every``: evaluate
-    every so many steps (default: at the end of every epoch; with ``steps``, a tenth of the budget, and at
-    step 0).  ``verbose``: print one line per evaluation."""
-    if (epochs is None) == (steps is None):
-        raise ValueError("give either epochs= (passes over the data) or steps= (a step budget), not both.")
-    budget = epochs if epochs is not None else steps
-    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-        raise ValueError(f"{'epochs' if epochs is not None else 'steps'} must be a positive integer, got {budget!r}.")
-    if optimizer is None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
-    if on_divergence not in ("raise", "stop"):
-        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}.")
-    clip_gradients_([], clip_value, clip_norm)  # validates both
-    if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
-        raise ValueError(f"eval_every must be a positive number of steps or None, got {eval_every!r}.")
-    if hasattr(train_loader, "__len__") and len(train_loader) == 0:
-        raise ValueError("train_loader yields no batches (fewer examples than one batch with drop_last?): "
-                         "nothing to train on.")  # fmt: skip
-    if steps is not None and eval_every is None:
-        eval_every = max(1, steps // 10)
-    callbacks = list(callbacks)
-    opt = optimizer if optimizer is not None else torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
-                                                                  foreach=True)  # one call for all tensors  # fmt: skip
-    state = Fit(model, opt, scheduler(opt) if scheduler is not None else None,
-                nn.functional.cross_entropy if loss_fn is None else loss_fn, train_loader, val_loader,
-                Run(name=name), device_of(model))  # fmt: skip
-    start = time.perf_counter()
-    _call(callbacks, "before_fit", state)  # a Checkpoint(resume=True) may restore step, epoch and run here
-    since = {"loss": 0.0, "correct": 0, "seen": 0}
+    order = -30
 
-    def record_eval() -> None:
+    def before_fit(self, fit: Fit) -> None:
+        self.start = time.perf_counter()
+
+    def before_epoch(self, fit: Fit) -> None:
+        self.first_step = fit.step
+
+    def after_backward(self, fit: Fit) -> None:
+        fit.run.step_loss.append(fit.loss.item())
+        fit.grad_norm = grad_norm(fit.model.parameters())
+
+    def after_step(self, fit: Fit) -> None:
+        fit.run.grad_norm.append(fit.grad_norm)
+
+    def after_epoch(self, fit: Fit) -> None:
+        if fit.step == self.first_step:
+            raise ValueError("train_loader yielded no batches: nothing to train on.")
+
+    def after_fit(self, fit: Fit) -> None:
+        fit.run.seconds += time.perf_counter() - self.start
+
+
+class DivergenceGuard:
+    """(Default.)  A step whose loss or gradient is not finite stops *before* its update: the weights, the
+    optimizer's state and BatchNorm's running averages stay as they were before the step.  The batch is run again
+    under a :class:`~lecture_utils.probes.Probe` to name the first non-finite layer, or to find that the batch itself
+    holds NaN or inf (a :class:`NonFinite` in ``run.nonfinite``).  Then :class:`DivergenceError` is raised, or, with
+    ``stop=True``, the run ends and :func:`fit` returns it."""
+
+    order = -20
+
+    def __init__(self, stop: bool = False):
+        if not isinstance(stop, bool):
+            raise ValueError(f"stop must be True (return the run) or False (raise DivergenceError), got {stop!r}.")
+        self.stop = stop
+
+    def before_step(self, fit: Fit) -> None:
+        self.buffers = probes.BufferSnapshot(fit.model)  # the forward pass will update BatchNorm's averages
+
+    def after_backward(self, fit: Fit) -> None:
+        loss = fit.run.step_loss[-1]
+        if math.isfinite(loss) and math.isfinite(fit.grad_norm):
+            return
+        self.buffers.restore()
+        what = f"loss = {loss:.4g}" + (f", gradient norm = {fit.grad_norm:.4g}" if math.isfinite(loss) else "")
+        error = _diverged(fit, what)
+        if self.stop:
+            raise StopFit
+        raise error
+
+
+class Scheduler:
+    """Steps the learning-rate scheduler that ``make(optimizer)`` builds before training (``fit.scheduler``, which
+    a :class:`Checkpoint` saves and restores): ``ReduceLROnPlateau`` on the validation loss after each evaluation
+    (that evaluation's ``lr`` is then the new one), any other after each step.  ``Scheduler(plateau(patience=0))``."""
+
+    order = -10
+
+    def __init__(self, make: Callable):
+        if not callable(make):
+            raise ValueError(f"Scheduler needs a function optimizer -> scheduler (such as plateau()), got {make!r}.")
+        self.make = make
+
+    def before_fit(self, fit: Fit) -> None:
+        fit.scheduler = self.make(fit.optimizer)
+
+    def _on_plateau(self, fit: Fit) -> bool:
+        return isinstance(fit.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def after_step(self, fit: Fit) -> None:
+        if not self._on_plateau(fit):
+            fit.scheduler.step()
+
+    def after_eval(self, fit: Fit) -> None:
+        if self._on_plateau(fit) and fit.val_loader is not None:
+            record = fit.run.evals[-1]
+            fit.scheduler.step(record["val_loss"])
+            record["lr"] = fit.optimizer.param_groups[0]["lr"]
+
+
+class Clip:
+    """Clip the gradients between the backward pass and the update, after every callback that reads them raw:
+    by ``value`` (Prince's "if |g_i| > c then g_i = +-c") and/or by ``norm`` (g <- g m / ||g|| when ||g|| > m;
+    Pascanu et al. 2013); see :func:`clip_gradients_`.  ``run.grad_norm`` keeps the norm before clipping."""
+
+    order = 10
+
+    def __init__(self, value: float | None = None, norm: float | None = None):
+        _check_positive("Clip's value", value)
+        _check_positive("Clip's norm", norm)
+        if value is None and norm is None:
+            raise ValueError("Clip needs value= (clip each component) or norm= (clip the gradient's length).")
+        self.value, self.norm = value, norm
+
+    def after_backward(self, fit: Fit) -> None:
+        clip_gradients_(fit.model.parameters(), self.value, self.norm)
+
+
+class Evaluate:
+    """(Default.)  :func:`evaluate` on the validation loader (``model.eval()``, ``no_grad``: BatchNorm uses its
+    running averages) after every epoch, or every ``every`` steps; with a step budget (``fit(steps=...)``) by
+    default every tenth of it, and at step 0 (the model as initialized).  The last step is always evaluated.
+    Each evaluation appends a record of :data:`EVAL_KEYS` to ``run.evals`` (train_loss and train_acc: over the steps
+    since the previous record) and sends the event ``after_eval``."""
+
+    order = 20
+
+    def __init__(self, every: int | None = None):
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+            raise ValueError(f"every must be a positive number of steps or None, got {every!r}.")
+        self.every = every
+
+    def before_fit(self, fit: Fit) -> None:
+        self.period = self.every if self.every is not None or fit.steps is None else max(1, fit.steps // 10)
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+
+    def before_epoch(self, fit: Fit) -> None:
+        if fit.steps is not None and fit.step == 0:  # a new run on a step budget: before the first update
+            self.evaluate(fit, epoch=0)
+
+    def after_step(self, fit: Fit) -> None:
+        self.loss_sum += fit.run.step_loss[-1] * len(fit.yb)
+        self.correct += int((fit.out.argmax(dim=1) == fit.yb).sum())
+        self.seen += len(fit.yb)
+        if self.period is not None and fit.step % self.period == 0:
+            self.evaluate(fit)
+
+    def after_epoch(self, fit: Fit) -> None:
+        evaluated = bool(fit.run.evals) and fit.run.evals[-1]["step"] == fit.step
+        if self.period is None or (fit.finished() and not evaluated):
+            self.evaluate(fit)
+
+    def evaluate(self, fit: Fit, epoch: int | None = None) -> None:
         val_loss = val_acc = math.nan
-        if val_loader is not None:
-            val_loss, val_acc = evaluate(model, val_loader, state.loss_fn)
-        seen = max(since["seen"], 1)
-        state.run.evals.append({"step": state.step, "epoch": state.epoch,
-                                "train_loss": since["loss"] / seen if since["seen"] else math.nan,
-                                "train_acc": since["correct"] / seen if since["seen"] else math.nan,
-                                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.param_groups[0]["lr"]})  # fmt: skip
-        since.update(loss=0.0, correct=0, seen=0)
-        if isinstance(state.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and val_loader is not None:
-            state.scheduler.step(val_loss)
-            state.run.evals[-1]["lr"] = opt.param_groups[0]["lr"]
-        if verbose:
-            e = state.run.evals[-1]
-            print(f"{name + ': ' if name else ''}step {e['step']:>6} (epoch {e['epoch']}): train loss "
-                  f"{e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, val acc {e['val_acc']:.3f}, lr {e['lr']:.0e}")  # fmt: skip
-        _call(callbacks, "after_eval", state)
-
-    def done() -> bool:
-        return state.stop or (steps is not None and state.step >= steps)
-
-    buffers = list(model.buffers())
-    try:
-        if steps is not None and state.step == 0:
-            record_eval()
-        while not done() and (epochs is None or state.epoch < epochs):
-            state.epoch += 1
-            model.train()
-            batches = 0
-            for xb, yb in train_loader:
-                batches += 1
-                state.step += 1
-                xb, yb = xb.to(state.device, non_blocking=True), yb.to(state.device, non_blocking=True)
-                _call(callbacks, "before_step", state)
-                saved = [b.clone() for b in buffers]  # a diverged step must not leave NaN in BatchNorm's averages
-                out = model(xb)
-                loss = state.loss_fn(out, yb)
-                state.loss = loss.item()
-                norm = math.nan
-                if math.isfinite(state.loss):
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    _call(callbacks, "after_backward", state)  # the raw gradients, before clipping
-                    norm = clip_gradients_(model.parameters(), clip_value, clip_norm)
-                if not math.isfinite(norm):  # stop before the update, BatchNorm's averages as they were
-                    _restore(buffers, saved)
-                    state.run.step_loss.append(state.loss)
-                    what = f"loss = {state.loss:.4g}" + (f", gradient norm = {norm:.4g}" if math.isfinite(state.loss) else "")
-                    err = _diverged(state, xb, yb, what)
-                    if on_divergence == "raise":
-                        raise err
-                    return state.run
-                opt.step()
-                if state.scheduler is not None and not isinstance(state.scheduler,
-                                                                  torch.optim.lr_scheduler.ReduceLROnPlateau):  # fmt: skip
-                    state.scheduler.step()
-                state.run.step_loss.append(state.loss)
-                state.run.grad_norm.append(norm)
-                since["loss"] += state.loss * len(yb)
-                since["correct"] += int((out.argmax(dim=1) == yb).sum())
-                since["seen"] += len(yb)
-                _call(callbacks, "after_step", state)
-                if eval_every is not None and state.step % eval_every == 0:
-                    record_eval()
-                if done():
-                    break
-            if batches == 0:
-                raise ValueError("train_loader yielded no batches: nothing to train on.")
-            if eval_every is None:
-                record_eval()
-            _call(callbacks, "after_epoch", state)
-        if eval_every is not None and (not state.run.evals or state.run.evals[-1]["step"] != state.step):
-            record_eval()
-    finally:
-        state.run.seconds += time.perf_counter() - start
-        _call(callbacks, "after_fit", state)
-    return state.run
+        if fit.val_loader is not None:
+            val_loss, val_acc = evaluate(fit.model, fit.val_loader, fit.loss_fn)
+        n = self.seen
+        fit.run.evals.append({"step": fit.step, "epoch": fit.epoch if epoch is None else epoch,
+                              "train_loss": self.loss_sum / n if n else math.nan,
+                              "train_acc": self.correct / n if n else math.nan, "val_loss": val_loss,
+                              "val_acc": val_acc, "lr": fit.optimizer.param_groups[0]["lr"]})  # fmt: skip
+        self.loss_sum, self.correct, self.seen = 0.0, 0, 0
+        fit.emit("after_eval")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Callbacks
-# ---------------------------------------------------------------------------------------------------
 class Checkpoint:
-    """Save model, optimizer, scheduler, counters, the run so far and every random state (the loaders'
-    generators too) to ``path`` after every epoch (or every ``every`` steps), atomically.  With
-    ``resume=True`` and an existing file, :func:`fit` first restores all of it and continues where the
-    checkpoint left off: the result is bit-identical to an uninterrupted run (:mod:`lecture_utils.checkpoints`)."""
+    """Save model, optimizer, scheduler, counters, the run so far and every random state (the loaders' generators
+    too) to ``path`` after every epoch (or every ``every`` steps), atomically, after the evaluation of that step.
+    With ``resume=True`` and an existing file, everything is first restored (before any other callback reads the
+    counters; ``fit.resumed`` says so) and training continues where the checkpoint left off: the result is
+    bit-identical to an uninterrupted run (:mod:`lecture_utils.checkpoints`)."""
+
+    order = 30
 
     def __init__(self, path: Path | str, resume: bool = False, every: int | None = None):
         if every is not None and (not isinstance(every, int) or every < 1):
@@ -390,7 +547,7 @@ class Checkpoint:
             state = checkpoints.load(self.path, fit.model, fit.optimizer, fit.scheduler, fit.loaders)
             fit.step, fit.epoch = state["step"], state["epoch"]
             fit.run = Run.from_state(state["history"])
-            self.resumed_from = fit.epoch
+            fit.resumed, self.resumed_from = True, fit.epoch
 
     def _save(self, fit: Fit) -> None:
         checkpoints.save(self.path, model=fit.model, optimizer=fit.optimizer, scheduler=fit.scheduler,
@@ -408,8 +565,11 @@ class Checkpoint:
 class TensorBoard:
     """Log to TensorBoard under ``log_dir`` (one directory per run): per step ``loss/train_step``; per
     evaluation ``loss/train``, ``loss/validation``, ``accuracy/train``, ``accuracy/validation``, ``lr``; with
-    ``histograms`` the weights and gradients of every layer at each evaluation.  A new run (not resumed)
-    first empties ``log_dir``, so that running a notebook twice does not draw every curve twice."""
+    ``histograms`` the weights and gradients of every layer at each evaluation.  A new run first empties
+    ``log_dir``, so that running a notebook twice does not draw every curve twice; a run that a
+    :class:`Checkpoint` resumed (it comes first: ``fit.resumed``) continues the log from its step."""
+
+    order = 40
 
     def __init__(self, log_dir: Path | str, histograms: bool = True):
         self.log_dir, self.histograms = Path(log_dir), histograms
@@ -418,17 +578,16 @@ class TensorBoard:
     def before_fit(self, fit: Fit) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        resumed = fit.step > 0
-        if not resumed and self.log_dir.is_dir():
+        if not fit.resumed and self.log_dir.is_dir():
             stray = [p for p in self.log_dir.rglob("*") if p.is_file() and "tfevents" not in p.name]
             if stray:
                 raise ValueError(f"{self.log_dir} holds files that are not TensorBoard logs ({stray[0].name}, ...): "
                                  "choose an empty or new log_dir.")  # fmt: skip
             shutil.rmtree(self.log_dir)
-        self.writer = SummaryWriter(str(self.log_dir), purge_step=fit.step + 1 if resumed else None)
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=fit.step + 1 if fit.resumed else None)
 
     def after_step(self, fit: Fit) -> None:
-        self.writer.add_scalar("loss/train_step", fit.loss, fit.step)
+        self.writer.add_scalar("loss/train_step", fit.run.step_loss[-1], fit.step)
 
     def after_eval(self, fit: Fit) -> None:
         e = fit.run.evals[-1]
@@ -447,6 +606,18 @@ class TensorBoard:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class PrintEvals:
+    """Print one line per evaluation: ``bn: step   1000 (epoch 3): train loss 1.2345, val loss 1.3456, val acc
+    0.512, lr 5e-02``."""
+
+    order = 40
+
+    def after_eval(self, fit: Fit) -> None:
+        e, name = fit.run.evals[-1], fit.run.name
+        print(f"{name + ': ' if name else ''}step {e['step']:>6} (epoch {e['epoch']}): train loss "
+              f"{e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, val acc {e['val_acc']:.3f}, lr {e['lr']:.0e}")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -481,7 +652,8 @@ def fit_members(stack: nn.Module, train_loader, val_loader=None, *, steps: int, 
                 momentum: float = 0.9, eval_every: int | None = None, names: list[str] | None = None,
                 loss_fn: Callable | None = None) -> list[Run]:  # fmt: skip
     """Train the M members of a :class:`lecture_utils.models.StackedMLP` together, as :func:`fit` trains each
-    alone with ``steps=``, ``on_divergence="stop"`` and SGD with momentum: the same batches, the same updates,
+    alone with ``steps=``, ``Evaluate(every=eval_every)``, ``DivergenceGuard(stop=True)`` and SGD with momentum:
+    the same batches, the same updates,
     the same records (one :class:`Run` per member, in order).  Each step sums the members' losses, so that one
     backward pass gives every member its own gradient.  A member whose loss or gradient is not finite stops
     there, diagnosed as :func:`fit` would (step, kind, layer: its network is rebuilt and probed), and is frozen
@@ -519,7 +691,7 @@ def fit_members(stack: nn.Module, train_loader, val_loader=None, *, steps: int, 
                                   "val_loss": results[m][0], "val_acc": results[m][1], "lr": lr})  # fmt: skip
             since[m].update(loss=0.0, correct=0, seen=0)
 
-    record_eval()
+    record_eval()  # epoch 0: the networks as initialized
     stack.train()
     try:
         while step < steps and any(active):
@@ -547,9 +719,9 @@ def fit_members(stack: nn.Module, train_loader, val_loader=None, *, steps: int, 
                         runs[m].step_loss.append(values[m])
                         what = f"loss = {values[m]:.4g}" + (f", gradient norm = {norms[m]:.4g}"
                                                             if math.isfinite(values[m]) else "")  # fmt: skip
-                        alone = stack.member(m)
-                        state = Fit(alone, opt, None, loss_fn, train_loader, val_loader, runs[m], device, step, epoch)
-                        _diverged(state, xb, yb, what)
+                        state = Fit(stack.member(m), opt, loss_fn, train_loader, val_loader, None, steps, [],
+                                    runs[m], device, step, epoch, xb, yb)  # fmt: skip
+                        _diverged(state, what)
                 frozen = torch.tensor([not a for a in active])
                 if frozen.any():
                     with torch.no_grad():

@@ -13,7 +13,7 @@
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dl-course/init-lecture/blob/main/notebooks/01_exploding_vanishing_products.ipynb)
 #
 # # 1. Exploding and vanishing products
@@ -31,7 +31,7 @@
 # 4. a 100-layer random linear and ReLU network: the layer where `float32` first overflows or hits exact
 #    zero is **predicted** from the per-layer growth factor and then **measured**, forwards and backwards.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
 import subprocess
 import sys
@@ -48,7 +48,7 @@ if "google.colab" in sys.modules:
 
         raise SetupFailed(f"Could not install the lecture from https://github.com/dl-course/init-lecture (no network? wrong URL?): {reason}")
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 
 import matplotlib.pyplot as plt
 import torch
@@ -61,7 +61,7 @@ from lecture_utils import numerics as N
 config.seed_everything(0)
 config.show_banner()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The smallest example: a diagonal matrix to the 100th power
 #
 # With $A = \mathrm{diag}(a, a)$ and $x = (1, 1)$, $A^k x = (a^k, a^k)$. For $a = 10$ the entries are
@@ -73,7 +73,7 @@ config.show_banner()
 # > does $A^k x$ first contain `inf`? Is the first `NaN` at the same $k$, or later? And for $a = 0.1$: does
 # > $0.1^k$ become exactly 0 right after it drops below $10^{-38}$?
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="diag-power"
 # NBVAL_CHECK_OUTPUT
 x = torch.ones(2)
 for a in (10.0, 0.1):
@@ -83,7 +83,7 @@ for a in (10.0, 0.1):
               f"first inf at k = {N.first_layer(traj, 'overflow')},  first NaN at k = {N.first_layer(traj, 'nan')},"
               f"  first exact 0 at k = {N.first_layer(traj, 'zero')}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* `inf` at $k = 39$ ($10^{39} > 3.4\cdot10^{38}$), `NaN` one step later (section 3 says why), and for
 # $a = 0.1$ the first exact 0 comes at $k = 46$, eight layers after $10^{-38}$: the subnormal numbers of
 # section 2 fill the gap. `float64` holds all of it.
@@ -97,13 +97,13 @@ for a in (10.0, 0.1):
 # subnormal** $= $ smallest normal $\times$ eps $= 2^{-149} \approx 1.4\cdot10^{-45}$ for `float32`.
 # Anything below half of that rounds to exactly 0; anything above the max rounds to `inf`.
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="float-limits"
 # NBVAL_CHECK_OUTPUT
 print(N.limits_table())
 f32, f64 = N.float_limits("float32"), N.float_limits("float64")
 print(f"\nfloat32 spans {f32.decades:.0f} decades, float64 {f64.decades:.0f}.")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Watch the range you quote.** The often-quoted "a float holds numbers from $10^{-300}$ to $10^{300}$"
 # is **`float64`'s** range ($1.8\cdot10^{308}$ max). Networks train in `float32` (max $3.4\cdot10^{38}$,
 # smallest normal $1.2\cdot10^{-38}$, smallest subnormal $1.4\cdot10^{-45}$), and increasingly in
@@ -115,7 +115,7 @@ print(f"\nfloat32 spans {f32.decades:.0f} decades, float64 {f64.decades:.0f}.")
 # $$k^\ast = \left\lfloor \frac{\log(\text{max}/s)}{\log g} \right\rfloor + 1,$$
 # and for $g < 1$ it first rounds to zero when $s g^k < \tfrac12\,$(smallest subnormal).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 for dtype in ("float16", "bfloat16", "float32", "float64"):
     print(f"{dtype:<9} factor 10: overflow at layer {N.predicted_layer(1.0, 10.0, 'overflow', dtype):>3};"
@@ -123,7 +123,7 @@ for dtype in ("float16", "bfloat16", "float32", "float64"):
           f" exactly 0 at layer {N.predicted_layer(1.0, 0.1, 'zero', dtype):>3}")
 assert N.predicted_layer(1.0, 10.0, "overflow", "float32") == 39  # 1e38 < 3.4e38 < 1e39
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Overflow, underflow through the subnormals, and NaN
 #
 # **Underflow is gradual.** Dividing by 10 again and again, `float32` keeps 7 significant digits down to
@@ -131,7 +131,7 @@ assert N.predicted_layer(1.0, 10.0, "overflow", "float32") == 39  # 1e38 < 3.4e3
 # the smallest subnormal), $10^{-45}$ as $1.4\cdot10^{-45}$ (the smallest subnormal itself, 40% off), and
 # $10^{-46}$ is exactly 0.
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="underflow-to-zero"
 # NBVAL_CHECK_OUTPUT
 down = N.power_trajectory(torch.diag(torch.tensor([0.1, 0.1])), torch.ones(2), 47)
 for k in range(36, 48):
@@ -139,14 +139,14 @@ for k in range(36, 48):
     kind = "zero" if v == 0 else ("subnormal" if v < f32.smallest_normal else "normal")
     print(f"0.1^{k} = {v:.3g}  ({kind}, {v / f32.smallest_subnormal:.3g} x smallest subnormal)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Overflow gives `inf`, and `inf` gives `NaN`.** Once a value is `inf`, the next operations easily produce
 # `NaN` ("not a number"): $\infty - \infty$, $0 \cdot \infty$ and $\infty / \infty$ have no value. That is
 # why the $\mathrm{diag}(10,10)$ product above turned into `NaN` one step after it overflowed: the
 # off-diagonal entries are 0, and the matrix product computes $10\cdot\infty + 0 \cdot \infty$. In a network a
 # single `inf` in the loss propagates `NaN` into every gradient, and then into every weight.
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="inf-to-nan"
 # NBVAL_CHECK_OUTPUT
 big = torch.tensor(3e38)
 inf = big * 10
@@ -159,7 +159,7 @@ print("inf / inf   =", (inf / inf).item())
 print("1 / 0       =", (1 / zero).item(), "  (not NaN: a signed infinity)")
 assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / inf)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"} anchor="deep-net-predict"
 # ## 4. A 100-layer random network
 #
 # Now the matrices are random: $h_k = W_k f(h_{k-1})$ with $W_k \in \mathbb{R}^{D\times D}$, entries
@@ -177,7 +177,7 @@ assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / 
 # > $g = \sqrt{100 \cdot 0.25} = 5$ and a ReLU layer by $\sqrt{12.5} \approx 3.5$. Which of the two stacks
 # > overflows first, and roughly at which layer? (Use $k^\ast \approx \log(3.4\cdot10^{38}) / \log g$.)
 
-# %%
+# %% slideshow={"slide_type": "skip"} anchor="deep-net"
 D, DEPTH = 100, 100
 CASES = [("linear", 0.5), ("relu", 0.5), ("linear", 0.02), ("relu", 0.03)]
 
@@ -192,18 +192,21 @@ def run_case(activation, sigma, dtype, seed=0):
 runs32 = {case: run_case(*case, torch.float32) for case in CASES}
 runs64 = {case: run_case(*case, torch.float64) for case in CASES}
 
-# %%
+# %% slideshow={"slide_type": "fragment"} anchor="deep-net-table" tags=["slides-output-only"]
 # NBVAL_CHECK_OUTPUT
 print(f"{'activation':<10} {'sigma':>5} {'growth g':>9} {'event':>9} {'predicted':>9} {'measured':>8}")
 for (activation, sigma), run in runs32.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = N.predicted_layer(1.0, g, event)
     measured = N.first_layer(run.outputs, event)
     print(f"{activation:<10} {sigma:>5} {g:>9.3g} {event:>9} {predicted:>9} {measured:>8}")
     assert abs(measured - predicted) <= 3
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# *Answer.* The linear stack ($g = 5$) overflows first, near layer 56 ($\log(3.4\cdot10^{38}) / \log 5 \approx 55$);
+# the ReLU stack ($g \approx 3.5$) about 15 layers later (the first two rows: predicted and measured layer).
+#
 # The prediction is within a couple of layers. It is not exact because (i) it follows the *root-mean-square*
 # entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger: it overflows
 # $\log 2.5 / \log g$ layers earlier, and reaches 0 that much later), (ii) the log-norm of a random product
@@ -213,10 +216,10 @@ for (activation, sigma), run in runs32.items():
 # The `float64` run of the same weights shows what `float32` cannot hold: the straight lines on a log scale
 # are the geometric growth $g^k$, and they cross the `float32` limits where the measured events happened.
 
-# %%
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Forward pass of four 100-layer random networks (linear and ReLU, large and small weights), rms of the activations per layer on a log scale, computed in float64, with the float32 limits as dashed lines. Each curve is a straight line with slope g per layer, as predicted: the large-weight networks cross float32's maximum (marked x, around layers 55 and 72) and the small-weight ones fall below its smallest subnormal (around layer 65), where float32 gives inf or exactly 0."}} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.forward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [1.0, g**DEPTH], ":", color=line.get_color())
     k32 = N.first_layer(runs32[(activation, sigma)].outputs, "overflow" if g > 1 else "zero")
@@ -230,7 +233,7 @@ ax.set(xlabel="layer k", ylabel="rms of $h_k$ (computed in float64)",
 ax.legend(fontsize=8, loc="center right")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The backward pass is the same product, read in reverse
 #
 # Back-propagate $L = \sum_i h_{100,i}$, so that $\partial L / \partial h_{100} = (1, \dots, 1)$. The chain rule
@@ -239,10 +242,10 @@ plt.show()
 # shrinks by the same $g$ per layer, now **from the output towards the input**: the first layers of a deep
 # network receive gradients $g^{100}$ times larger or smaller than the last.
 
-# %%
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Backward pass of the same four networks: rms of the gradient with respect to each layer, on a log scale, in float64. The gradients grow or shrink by the same factor g per layer as the forward signal, now from the output (layer 100) down to the input, reaching up to about 1e70 or down to about 1e-70 at layer 0: the first layers get gradients g to the 100 times larger or smaller than the last."}} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     (line,) = ax.semilogy(run.backward.numpy(), label=f"{activation}, $\\sigma$={sigma} (g={g:.2f})")
     ax.semilogy([0, DEPTH], [g**DEPTH, 1.0], ":", color=line.get_color())
 for value in (f32.max, f32.smallest_subnormal):
@@ -252,19 +255,20 @@ ax.set(xlabel="layer k", ylabel=r"rms of $\partial L / \partial h_k$ (float64)",
 ax.legend(fontsize=8, loc="center left")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # In `float32` the linear stacks show the backward events on their own: the input gradients of a linear layer
 # do not depend on the forward values, so the gradient overflows (or becomes exactly 0) a predictable number of
-# layers *below the output*. (For the ReLU stacks the forward `inf`/`NaN`/0 already poisons the masks
-# $f'(h_k)$, so their `float32` gradients are `NaN` or 0 everywhere.)
+# layers *below the output*. A ReLU stack's gradient also passes through the masks $f'(h_k)$, which the forward
+# pass sets, so its forward events leak into the backward pass: the last line prints the ReLU stacks' gradients at
+# the input, the next cell the layers where they are finite.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
 print(f"{'activation':<10} {'sigma':>5} {'event':>9} {'predicted layer':>15} {'measured layer':>14}")
 for (activation, sigma), run in runs32.items():
     if activation != "linear":
         continue
-    g = N.growth_factor(D, sigma, activation)
+    g = N.growth_factor(D, sigma**2, activation)
     event = "overflow" if g > 1 else "zero"
     predicted = DEPTH - N.predicted_layer(1.0, g, event)  # counted down from the output
     measured = DEPTH - N.first_layer(run.grads.flip(0), event)
@@ -272,7 +276,21 @@ for (activation, sigma), run in runs32.items():
     assert abs(measured - predicted) <= 3
 print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].tolist() for c in CASES[1::2]])
 
+# %%
+for (activation, sigma), run in runs32.items():
+    if activation == "relu":
+        alive = [k for k, grad in enumerate(run.grads) if torch.isfinite(grad).all() and (grad != 0).any()]
+        print(f"relu, sigma {sigma}: float32 gradient finite and not all 0 at layers {alive[0]}..{alive[-1]}")
+
 # %% [markdown]
+# With $\sigma = 0.03$ the forward pass is exactly 0 from layer 66 on (section 4), every mask there is 0, and the
+# gradient is exactly 0 at every layer below the output. With $\sigma = 0.5$ the forward pass is `inf` and `NaN`
+# from layer 72 on; torch's ReLU passes the gradient wherever its input is `NaN` or $+\infty$ (neither is
+# $\le 0$), so from the output down to layer 72 the gradient grows by about the linear factor 5, not 3.54. It
+# overflows at layer 37 ($5^{28}$ from the top, then $\log(3.4\cdot10^{38}/5^{28})/\log 3.54 \approx 35$ more
+# layers), not at layer $100 - 71 = 29$ as $g = 3.54$ alone would predict, and reaches the input as `NaN`.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: predict a failure before it happens
 #
 # A student builds a ReLU network of 200 layers of width $D = 256$ with weights $\mathcal N(0, \sigma^2)$,
@@ -283,7 +301,8 @@ print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].t
 #    half the smallest subnormal, $0.7\cdot10^{-45}$).
 #
 # Replace the `...` with code (plain arithmetic with `math.log`; the helper functions of `lecture_utils.numerics`
-# would give it away) and run the cell: it checks both numbers.
+# would give it away) and run the cell: it checks both numbers (`check` knows the answers and the usual mistakes,
+# and tells you which one you made).
 
 # %%
 import math
@@ -293,23 +312,21 @@ from lecture_utils.exercises import check
 g_exercise = ...  # TODO: the growth factor per layer
 k_exercise = ...  # TODO: the first layer where float32 rounds everything to exactly 0
 
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3,
-      hint="g = sqrt(D sigma^2 / 2) for ReLU")
-check(k_exercise, N.predicted_layer(1.0, N.growth_factor(256, 0.05, "relu"), "zero"), "first all-zero layer",
-      rtol=0, atol=0, hint="first k with g^k < smallest subnormal / 2, i.e. floor(log(tiny / 2) / log g) + 1")
+check("01-growth-factor", g_exercise)
+check("01-zero-layer", k_exercise)
 
-# %% jupyter={"source_hidden": true} tags=["solution"]
+# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
 # Solution (run it to see the check pass; then measure it on a real stack)
 g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
 k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1
-check(g_exercise, N.growth_factor(256, 0.05, "relu"), "growth factor g", rtol=1e-3)
-check(k_exercise, N.predicted_layer(1.0, g_exercise, "zero"), "first all-zero layer", rtol=0, atol=0)
+check("01-growth-factor", g_exercise)
+check("01-zero-layer", k_exercise)
 gen = torch.Generator().manual_seed(0)
 measured = N.first_layer(N.stack_trajectory(N.random_weights(200, 256, 0.05, torch.float32, gen),
                                             torch.randn(256, generator=gen), "relu", backward=False).outputs, "zero")
 print(f"predicted layer {k_exercise}, measured on one float32 stack: layer {measured} (section 4 lists why they differ)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to remember
 #
 # - A product of $L$ factors of size $g$ is $g^L$: with $L = 100$, $g = 2$ gives $10^{30}$ and $g = 5$ gives

@@ -3,6 +3,11 @@
 Everything a page needs is served by the site itself: the theme's CSS, JavaScript and icon fonts come with
 sphinx-book-theme / pydata-sphinx-theme, and MathJax 3.2.2 with sphinx-mathjax-offline (all pinned in
 pyproject.toml's [site] extra).  No page loads anything from a CDN (tests/test_site.py checks it).
+
+Accessibility (WCAG 2.1 AA, checked with axe-core by tests/test_site.py): MathJax writes assistive MathML next to
+each formula (screen readers read the MathML; the drawn formula is hidden from them); figures carry the alt text
+of their cell (``mystnb.image.alt``, see tools/marking.py); _templates/ fixes the theme's search button's name.
+The handout (tools/handout.py) builds this configuration with the singlehtml builder and prints it: print.css.
 """
 
 import sys
@@ -38,9 +43,13 @@ myst_heading_anchors = 3
 # Markdown headings inside notebooks may skip a level (## after a title with a link); not a build error.
 suppress_warnings = ["myst.header"]
 
+# Screen readers: MathML beside every formula (MathJax's default, stated here so that no update turns it off).
+mathjax3_config = {"options": {"menuOptions": {"settings": {"assistiveMml": True}}}}
+
 html_theme = "sphinx_book_theme"
 html_static_path = ["_static"]
-html_css_files = ["course.css"]
+templates_path = ["_templates"]
+html_css_files = ["course.css", ("print.css", {"media": "print"})]
 html_show_sourcelink = False
 html_last_updated_fmt = None
 html_theme_options = {

@@ -10,10 +10,11 @@ on a busy CPU; the previous thread count is restored when the module is done.
 import pytest
 import torch
 
+from lecture_utils import config
+
 
 @pytest.fixture(scope="module")
 def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+    previous = config.one_thread()
     yield
-    torch.set_num_threads(n)
+    torch.set_num_threads(previous)

@@ -150,7 +150,7 @@ def test_failed_write_reports_and_keeps_the_previous_file(tmp_path, monkeypatch)
     def full_disk(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkpoints.os, "fsync", full_disk)
+    monkeypatch.setattr(os, "fsync", full_disk)  # where lecture_utils.atomic flushes the file
     with pytest.raises(CheckpointError, match="writing .* failed .*No space left on device.*intact"):
         checkpoints.save(path, model=_model(), epoch=2)
     monkeypatch.undo()

@@ -108,6 +108,9 @@ def test_small_layer_threads(clean_env):
         torch.set_num_threads(2)
         clean_env.setenv("LECTURE_DEVICE", "cpu")
         assert config.small_layer_threads() == 1  # default: config.device()
+        torch.set_num_threads(2)
+        assert config.one_thread() == 2 and torch.get_num_threads() == 1  # returns the count before
+        assert config.one_thread() == 1 == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 

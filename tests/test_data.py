@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms
 from torchvision.datasets import CIFAR10
 
-from lecture_utils import data, synthetic
+from lecture_utils import config, data, synthetic
 from tests.conftest import N_TEST, N_TRAIN, N_VAL
 
 
@@ -162,15 +162,15 @@ def test_bad_arguments_name_the_choices(cifar_files):
 
 # ---- which files: the banner line ------------------------------------------------------------------------
 def test_source_line_synthetic(synthetic_mode):
-    folder = synthetic_mode / "synthetic" / data.FOLDER
-    assert data.source_line() == f"Data: synthetic CIFAR-format images in {folder}."
+    assert data.source_line() == f"Data: synthetic CIFAR-format images in $LECTURE_DATA_DIR/synthetic/{data.FOLDER}."
     assert data.resolve_root() == (synthetic_mode / "synthetic", False)
     assert len(data.load_split_tensors("val", device="cpu")[0]) == N_VAL  # reused, not regenerated
 
 
 def test_source_line_unverified_files(cifar_files):
     line = data.source_line()
-    assert line.startswith(f"Data: CIFAR-format files in {cifar_files / data.FOLDER}; NOT the official release")
+    assert line.startswith(f"Data: CIFAR-format files in $LECTURE_DATA_DIR/{data.FOLDER}; NOT the official release")
+    assert str(cifar_files) not in line  # no local path in a committed output
     assert "LECTURE_VERIFY_DATA=0" in line
     assert not data.is_official(cifar_files)
 
@@ -183,13 +183,22 @@ def test_source_line_official_release(fresh_cifar, clean_env):
     """Files whose md5 match the table are the official release: banner, published mean/std, no computation."""
     clean_env.setattr(data, "MD5", {name: _md5(fresh_cifar / name) for name in data.MD5})
     assert data.is_official(fresh_cifar.parent)
-    assert data.source_line() == f"Data: CIFAR-10, the official release (md5 verified), in {fresh_cifar}."
+    assert data.source_line() == f"Data: CIFAR-10, the official release (md5 verified), in $LECTURE_DATA_DIR/{data.FOLDER}."
     assert data.normalization() == (data.CIFAR10_MEAN, data.CIFAR10_STD)
     with open(fresh_cifar / "test_batch", "ab") as f:  # one byte more: no longer the release
         f.write(b"\0")
     assert not data.is_official(fresh_cifar.parent)
     with pytest.raises(data.DataUnavailableError, match="md5 of test_batch do not match"):
         data.source_line()
+
+
+def test_shown_path_never_prints_a_local_path(clean_env, tmp_path):
+    clean_env.setenv("LECTURE_DATA_DIR", str(tmp_path))
+    assert data.shown_path(tmp_path / "cifar-10-batches-py") == "$LECTURE_DATA_DIR/cifar-10-batches-py"
+    assert data.shown_path(tmp_path) == "$LECTURE_DATA_DIR"
+    assert data.shown_path(tmp_path.parent / "elsewhere") == ".../elsewhere"
+    clean_env.delenv("LECTURE_DATA_DIR")
+    assert data.shown_path(config.data_dir() / "cifar-10-batches-py") == "data/cifar-10-batches-py"
 
 
 # ---- faults, reproduced for real ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lecture_utils import figures  # noqa: E402
-from lecture_utils.train import Run  # noqa: E402
+from lecture_utils.train import NonFinite, Run  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_plot_accuracy_map_writes_diverged_for_nan():
 def _run(losses, evals=(), diverged=False):
     run = Run(name="r", step_loss=list(losses), grad_norm=[1.0] * len(losses), evals=list(evals))
     if diverged:
-        run.nonfinite = {"step": len(losses), "kind": "activation", "layer": "fc1", "index": 1, "of": 2}
+        run.nonfinite = NonFinite(step=len(losses), kind="activation", layer="fc1", index=1, of=2)
     return run
 
 
@@ -192,3 +192,101 @@ def test_new_axes_and_finish():
     ax = figures.finish(figures.new_axes(), "t", "x", "y", logy=True)
     assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("t", "x", "y", "log")
     assert ax.get_legend() is None  # nothing labelled: no empty legend
+
+
+# ---- colour is never the only carrier of meaning ---------------------------------------------------------
+# Colour-vision deficiency simulated as Machado, Oliveira & Fernandes (2009), severity 1.0, on linear sRGB; colour
+# differences as CIE76 distances in CIELAB (D65).  A distance of about 2 is just noticeable; 15 is plainly different.
+_CVD = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602], [0.004733, 0.691367, 0.303900]],
+}
+
+
+def _linear_rgb(color) -> np.ndarray:
+    c = np.asarray(to_rgba(color)[:3])
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _lab(rgb_lin: np.ndarray) -> np.ndarray:
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb_lin
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _closest_pair(colors, deficiency=None) -> float:
+    """Smallest CIELAB distance between two of ``colors``, as seen with ``deficiency`` (None: normal vision)."""
+    m = np.eye(3) if deficiency is None else np.array(_CVD[deficiency])
+    labs = [_lab(np.clip(m @ _linear_rgb(c), 0, 1)) for c in colors]
+    return min(float(np.linalg.norm(a - b)) for i, a in enumerate(labs) for b in labs[i + 1 :])
+
+
+def _contrast_on_white(color) -> float:
+    luminance = float(_linear_rgb(color) @ [0.2126, 0.7152, 0.0722])
+    return 1.05 / (luminance + 0.05)
+
+
+@pytest.mark.parametrize("deficiency", [None, *_CVD])
+def test_palette_stays_distinguishable_with_colour_vision_deficiency(deficiency):
+    assert _closest_pair(figures.PALETTE, deficiency) >= 15
+    # The test can fail: matplotlib's default palette puts green next to red (and orange), which merge for
+    # protanopes and deuteranopes.
+    if deficiency in ("protanopia", "deuteranopia"):
+        assert _closest_pair(["tab:blue", "tab:orange", "tab:green", "tab:red"], deficiency) < 15
+
+
+def test_palette_is_okabe_ito_with_contrast_on_white():
+    okabe_ito = {"#000000", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7"}
+    assert set(figures.PALETTE) <= okabe_ito and len(set(figures.PALETTE)) == len(figures.PALETTE) == 7
+    assert all(_contrast_on_white(c) >= 3.0 for c in figures.PALETTE[:5])  # WCAG 1.4.11 for the first five
+    assert _contrast_on_white("#F0E442") < 1.5  # why the yellow is left out
+
+
+def test_every_curve_gets_its_own_colour_and_marker_by_default():
+    figures.use_style()
+    ax = figures.new_axes()
+    lines = [ax.plot(np.arange(5), np.arange(5) * k)[0] for k in range(len(figures.PALETTE))]
+    pairs = [(to_rgba(line.get_color()), line.get_marker()) for line in lines]
+    assert [p[0] for p in pairs] == [to_rgba(c) for c in figures.PALETTE]
+    assert [p[1] for p in pairs] == list(figures.MARKERS) and len(set(figures.MARKERS)) == len(figures.MARKERS)
+    assert to_rgba(ax.plot([0, 1], color="C1")[0].get_color()) == to_rgba(figures.PALETTE[1])  # "CN" follows
+
+
+def test_style_is_set_on_import_and_again_after_a_reset():
+    import importlib
+
+    import matplotlib as mpl
+
+    mpl.rcdefaults()
+    assert mpl.rcParams["axes.prop_cycle"] != figures.STYLE["axes.prop_cycle"]
+    importlib.reload(figures)
+    assert mpl.rcParams["axes.prop_cycle"] == figures.STYLE["axes.prop_cycle"]
+    assert mpl.rcParams["image.cmap"] == "viridis"
+
+
+def test_long_lines_get_about_a_dozen_markers_and_theory_lines_none():
+    ax = figures.plot_variance(np.exp(np.linspace(0, 5, 1000)), theory=np.exp(np.linspace(0, 5, 1000)))
+    measured, theory = ax.lines
+    assert measured.get_marker() == figures.MARKERS[0] and measured.get_markevery() == 1 / figures.MARKERS_PER_LINE
+    assert theory.get_marker() == "None"  # dashed = theory, without markers
+    short = figures.finish(figures.new_axes())
+    (few,) = short.plot([1, 2, 3])
+    figures.thin_markers(short)
+    assert few.get_markevery() is None  # three points keep their three markers
+    own = figures.new_axes()
+    (mine,) = own.plot(np.arange(100), markevery=5)
+    figures.finish(own)
+    assert mine.get_markevery() == 5  # a choice made in the notebook is kept
+
+
+def test_helpers_mark_their_curves_beyond_colour():
+    g = torch.Generator().manual_seed(0)
+    hist = figures.plot_layer_histograms([torch.randn(2000, generator=g) for _ in range(3)], xlim=(-3, 3))
+    assert len({line.get_marker() for line in hist.lines}) == 3
+    bars = figures.plot_train_vs_eval({"a": torch.ones(10), "b": torch.ones(10)}, [str(i) for i in range(10)])
+    assert {p.get_hatch() for p in bars.patches[:10]} == {None} or {p.get_hatch() for p in bars.patches[:10]} == {""}
+    assert {p.get_hatch() for p in bars.patches[10:]} == {figures.HATCHES[1]}
+    curves = figures.plot_curves({"he": _run([2.0] * 50), "xavier": _run([1.0] * 50)}, window=1)
+    assert curves.lines[0].get_marker() != curves.lines[1].get_marker()

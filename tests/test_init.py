@@ -180,7 +180,8 @@ def _two_layers(fan_in=1000, fan_out=1000):
 @pytest.mark.parametrize(
     "name, variance",
     [("default", lambda i, o: 1 / (3 * i)), ("xavier", lambda i, o: 2 / (i + o)), ("he", lambda i, o: 2 / i),
-     ("N(0,1)", lambda i, o: 1.0), ("N(0,0.01^2)", lambda i, o: 1e-4), ("orthogonal", lambda i, o: 2 / i)],
+     ("N(0,1)", lambda i, o: 1.0), ("N(0,0.01^2)", lambda i, o: 1e-4), ("orthogonal", lambda i, o: 2 / i),
+     ("lecun", lambda i, o: 1 / i), ("he_uniform", lambda i, o: 2 / i)],
 )  # fmt: skip
 def test_apply_init_variance_of_every_named_init(name, variance):
     """Var[w] over 1e6 values (orthogonal: exact up to its mean) within 2% of the lecture's formula; biases 0
@@ -241,6 +242,30 @@ def test_apply_init_skip_last_and_leaky_slope():
     torch.testing.assert_close(w @ w.T, (2 / 1.25) * torch.eye(200), atol=1e-4, rtol=0)
 
 
+def test_resolve_is_the_one_place_a_name_becomes_scheme_gain_and_std():
+    assert li.resolve("he", "tanh") == {"scheme": "he_normal", "nonlinearity": "relu", "std": None, "slope": None,
+                                        "g": None}  # fmt: skip
+    assert li.resolve("lecun")["scheme"] == "lecun_normal" and li.resolve("xavier", "relu")["nonlinearity"] == "linear"
+    assert li.resolve("N(0,0.01^2)")["std"] == 0.01
+    assert li.resolve("orthogonal", "leaky_relu", slope=0.2, g=1.0) == {
+        "scheme": "orthogonal", "nonlinearity": "leaky_relu", "std": None, "slope": 0.2, "g": 1.0}
+    assert li.resolve("he", g=1.0)["g"] is None  # He's gain is part of its definition: g overrides only orthogonal
+    assert li.lecun_std(400) == 1 / 20 == li.scheme_std(torch.empty(7, 400), "lecun_normal")
+
+
+def test_init_weight_fills_one_tensor_by_name():
+    g = torch.Generator().manual_seed(0)
+    w = li.init_weight_(torch.empty(BIG), "he", generator=g)
+    assert float(w.var()) == pytest.approx(2 / 1000, rel=0.01)
+    d = li.init_weight_(torch.empty(BIG), "default", generator=g)  # nn.Linear's weight: U[+-1/sqrt(fan_in)]
+    assert float(d.abs().max()) <= 1 / math.sqrt(1000) and float(d.var()) == pytest.approx(1 / 3000, rel=0.01)
+    a = li.init_weight_(torch.empty(50, 50), "orthogonal", "leaky_relu", slope=0.5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a @ a.T, (2 / 1.25) * torch.eye(50), atol=1e-5, rtol=0)
+    layer = nn.Linear(50, 50)  # the same draws as apply_init on a layer with that weight
+    li.apply_init(layer, "orthogonal", "leaky_relu", slope=0.5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(layer.weight, a)
+
+
 # ---- errors name the valid choices -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "call, match",
@@ -260,8 +285,10 @@ def test_apply_init_skip_last_and_leaky_slope():
         (lambda: li.fans(nn.ReLU()), "has no weight"),
         (lambda: li.xavier_std(0, 10), "fans must be positive"),
         (lambda: li.he_std(-3), "fans must be positive"),
-        (lambda: li.apply_init(nn.Linear(2, 2), "lecun"),
-         r"unknown initialization 'lecun': choose one of default, N\(0,1\), N\(0,0.01\^2\), xavier, he, orthogonal"),
+        (lambda: li.apply_init(nn.Linear(2, 2), "lsuv"), r"unknown initialization 'lsuv': choose one of default, "
+         r"N\(0,1\), N\(0,0.01\^2\), lecun, xavier, he, he_uniform, orthogonal"),
+        (lambda: li.init_weight_(torch.empty(3, 3), "kaiming"), "unknown initialization 'kaiming'"),
+        (lambda: li.resolve("he", "gelu"), "choose one of linear, relu"),
         (lambda: li.apply_init(nn.Linear(2, 2), "he", "gelu"), "choose one of linear, relu"),
     ],
 )  # fmt: skip

@@ -158,7 +158,7 @@ def test_bad_arguments():
         M.normal(0, torch.Generator())
     with pytest.raises(ValueError, match="std must be >= 0"):
         M.normal(5, torch.Generator(), std=-1.0)
-    with pytest.raises(ValueError, match="sigma must be >= 0"):
+    with pytest.raises(ValueError, match="std must be >= 0"):
         M.relu_moments(-1.0)
     with pytest.raises(ValueError, match="depth, width and batch >= 1"):
         M.deep_stack("relu", 1.0, 0, 10, 10, torch.Generator())

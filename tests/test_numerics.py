@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lecture_utils import numerics as N
+from lecture_utils import theory
 
 
 def test_float32_and_float64_limits():
@@ -90,20 +91,22 @@ def test_first_layer_events_and_errors():
 
 
 def test_growth_factor_values_and_errors():
-    assert N.growth_factor(100, 0.5, "linear") == pytest.approx(5.0)
-    assert N.growth_factor(100, 0.5, "relu") == pytest.approx(5.0 / math.sqrt(2))
-    assert N.growth_factor(100, math.sqrt(2 / 100), "relu") == pytest.approx(1.0)  # He init
-    assert N.growth_factor(100, 0.5, "leaky_relu") == pytest.approx(5.0 * math.sqrt((1 + 0.01**2) / 2))
-    assert N.growth_factor(100, 0.5, "leaky_relu", slope=0.5) == pytest.approx(5.0 * math.sqrt(1.25 / 2))
-    assert N.growth_factor(100, 0.5, "leaky_relu", slope=1.0) == pytest.approx(N.growth_factor(100, 0.5))
+    # sigma2 is a variance (lecture_utils.init's naming convention): sigma = 0.5 is sigma2 = 0.25
+    assert N.growth_factor(100, 0.25, "linear") == pytest.approx(5.0)
+    assert N.growth_factor(100, 0.25, "relu") == pytest.approx(5.0 / math.sqrt(2))
+    assert N.growth_factor(100, 2 / 100, "relu") == pytest.approx(1.0)  # He init
+    assert N.growth_factor(100, 2 / 100, "relu") ** 2 == pytest.approx(theory.relu_growth(100, 2 / 100))
+    assert N.growth_factor(100, 0.25, "leaky_relu") == pytest.approx(5.0 * math.sqrt((1 + 0.01**2) / 2))
+    assert N.growth_factor(100, 0.25, "leaky_relu", slope=0.5) == pytest.approx(5.0 * math.sqrt(1.25 / 2))
+    assert N.growth_factor(100, 0.25, "leaky_relu", slope=1.0) == pytest.approx(N.growth_factor(100, 0.25))
     for saturating in ("tanh", "sigmoid"):
         with pytest.raises(ValueError, match=f"{saturating} does not grow by one constant factor.*theory.recurrence"):
-            N.growth_factor(100, 0.5, saturating)
+            N.growth_factor(100, 0.25, saturating)
     with pytest.raises(ValueError, match="choose one of linear, relu"):
-        N.growth_factor(100, 0.5, "gelu")
+        N.growth_factor(100, 0.25, "gelu")
     with pytest.raises(ValueError, match="width >= 1"):
-        N.growth_factor(0, 0.5)
-    with pytest.raises(ValueError, match="sigma > 0"):
+        N.growth_factor(0, 0.25)
+    with pytest.raises(ValueError, match="sigma2 > 0"):
         N.growth_factor(10, 0.0)
 
 
@@ -115,7 +118,7 @@ def test_random_stack_event_layer_near_prediction(activation, sigma, event):
     w = N.random_weights(100, 100, sigma, torch.float32, g)
     x = torch.randn(100, generator=g)
     run = N.stack_trajectory(w, x, activation)
-    predicted = N.predicted_layer(1.0, N.growth_factor(100, sigma, activation), event)
+    predicted = N.predicted_layer(1.0, N.growth_factor(100, sigma**2, activation), event)
     measured = N.first_layer(run.outputs, event)
     assert measured is not None and abs(measured - predicted) <= 3
 
@@ -129,9 +132,9 @@ def test_stack_float64_slope_matches_growth_forward_and_backward():
         run = N.stack_trajectory(w, torch.randn(200, generator=g, dtype=torch.float64), activation)
         fwd = (run.forward[60].log() - run.forward[10].log()).item() / 50
         bwd = (run.backward[0].log() - run.backward[50].log()).item() / 50
-        theory = math.log(N.growth_factor(200, sigma, activation))
-        assert fwd == pytest.approx(theory, abs=0.05)
-        assert bwd == pytest.approx(theory, abs=0.05)
+        predicted = math.log(N.growth_factor(200, sigma**2, activation))
+        assert fwd == pytest.approx(predicted, abs=0.05)
+        assert bwd == pytest.approx(predicted, abs=0.05)
         assert run.backward[60].item() == pytest.approx(1.0)  # dL/dh_out = ones
 
 
@@ -173,7 +176,7 @@ def test_bad_stack_arguments():
         N.stack_trajectory(torch.eye(2)[None], torch.ones(2), "gelu")
     with pytest.raises(ValueError, match="depth >= 1"):
         N.random_weights(0, 10, 1.0)
-    with pytest.raises(ValueError, match="sigma must be >= 0"):
+    with pytest.raises(ValueError, match="std must be >= 0"):
         N.random_weights(2, 10, -1.0)
     with pytest.raises(ValueError, match="steps must be >= 0"):
         N.power_trajectory(torch.eye(2), torch.ones(2), -1)

@@ -12,6 +12,7 @@ from torch import nn
 from lecture_utils import config, data, models, train
 from lecture_utils.init import weighted_layers
 from lecture_utils.probes import (
+    BufferSnapshot,
     PercentileRecorder,
     Probe,
     Stats,
@@ -167,6 +168,20 @@ def test_locate_nonfinite_names_a_gradient_that_overflows():
     assert locate_nonfinite(net, x, y, nn.functional.cross_entropy) == ("gradient", "fc1")
 
 
+def test_buffer_snapshot_puts_batchnorm_running_averages_back():
+    bn = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    snap = BufferSnapshot(bn)
+    bn(torch.full((5, 3), 7.0) + torch.arange(5.0)[:, None])  # train mode: running mean, var and count move
+    assert int(bn[1].num_batches_tracked) == 1 and not torch.equal(bn[1].running_mean, torch.zeros(4))
+    snap.restore()
+    assert torch.equal(bn[1].running_mean, torch.zeros(4)) and torch.equal(bn[1].running_var, torch.ones(4))
+    assert int(bn[1].num_batches_tracked) == 0
+    with pytest.raises(RuntimeError), BufferSnapshot(bn):  # as a context manager: back even after an error
+        bn(torch.randn(5, 3))
+        raise RuntimeError
+    assert torch.equal(bn[1].running_mean, torch.zeros(4)) and int(bn[1].num_batches_tracked) == 0
+
+
 def test_locate_nonfinite_leaves_batchnorm_buffers_as_they_were():
     torch.manual_seed(0)
     net = models.seed_model(hidden=8, in_features=48, classes=4)
@@ -223,7 +238,7 @@ def mean_stream_variances(variant: str) -> np.ndarray:
     return np.mean(runs, axis=0)
 
 
-@pytest.mark.parametrize("variant", ["he", "scaled", "bn", "zero"])
+@pytest.mark.parametrize("variant", ["unscaled", "scaled", "bn", "zero"])
 def test_stream_variance_matches_residual_theory(variant):
     measured = mean_stream_variances(variant)
     assert measured.shape == (K + 1,)
@@ -231,8 +246,8 @@ def test_stream_variance_matches_residual_theory(variant):
 
 
 def test_growth_rates_are_the_three_regimes():
-    he, scaled, bn = (mean_stream_variances(v) for v in ("he", "scaled", "bn"))
-    assert 2 ** (K - 1) < he[-1] / he[0] < 2 ** (K + 1)  # exponential: ~1024
+    unscaled, scaled, bn = (mean_stream_variances(v) for v in ("unscaled", "scaled", "bn"))
+    assert 2 ** (K - 1) < unscaled[-1] / unscaled[0] < 2 ** (K + 1)  # exponential: ~1024
     assert 0.8 < scaled[-1] / scaled[0] < 1.25  # constant
     assert K * 0.85 < bn[-1] - bn[0] < K * 1.15  # linear: +1 per block
 

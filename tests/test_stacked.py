@@ -54,7 +54,7 @@ def test_training_together_records_what_training_alone_records():
                              eval_every=5, names=list(INITS))  # fmt: skip
     for m, net in enumerate(nets):
         alone = train.fit(net, data.TensorLoader(x, y, 16, seed=3, drop_last=True), val, steps=13, lr=0.05,
-                          eval_every=5, on_divergence="stop")  # fmt: skip
+                          callbacks=[train.Evaluate(every=5), train.DivergenceGuard(stop=True)])  # fmt: skip
         assert runs[m].name == INITS[m] and not runs[m].diverged
         assert runs[m].step_loss == pytest.approx(alone.step_loss, rel=1e-9)
         assert runs[m].grad_norm == pytest.approx(alone.grad_norm, rel=1e-9)
@@ -78,11 +78,11 @@ def test_a_diverging_member_stops_where_fit_stops_and_the_others_go_on():
     runs = train.fit_members(stack, data.TensorLoader(x, y, 16, seed=0, drop_last=True), None, steps=6, lr=0.1)
     for m, net in enumerate(nets):
         alone = train.fit(net, data.TensorLoader(x, y, 16, seed=0, drop_last=True), None, steps=6, lr=0.1,
-                          on_divergence="stop")  # fmt: skip
+                          callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
         assert runs[m].diverged == alone.diverged == (m == 1)
         assert runs[m].where() == alone.where()
         assert runs[m].step_loss == pytest.approx(alone.step_loss, rel=1e-4, nan_ok=True)
-    assert runs[1].nonfinite["step"] >= 1 and math.isnan(runs[1].final_val_acc)
+    assert runs[1].nonfinite.step >= 1 and math.isnan(runs[1].final_val_acc)
     frozen = [w[1].clone() for w in stack.weights]
     assert all(torch.isfinite(w).all() for w in frozen)  # stopped before the update that would break it
 

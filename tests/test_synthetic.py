@@ -82,7 +82,7 @@ def test_ensure_synthetic_is_idempotent_and_regenerates_on_change(tmp_path, clea
     (folder / "data_batch_4").unlink()  # a missing file: written again
     synthetic.ensure_synthetic(N_TRAIN, 2 * N_TEST)
     assert (folder / "data_batch_4").is_file()
-    assert not list(root.glob(".synthetic-*"))  # no temporary folders left behind
+    assert not list(root.glob(f".{FOLDER}.*.tmp"))  # no temporary folders left behind
 
 
 def test_interrupt_in_process_leaves_the_previous_set(tmp_path, monkeypatch):
@@ -116,7 +116,7 @@ def test_sigkill_mid_write_leaves_no_half_written_set(tmp_path, forker):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not partial:
-            partial = [p for t in tmp_path.glob(".synthetic-*") for p in t.glob("data_batch_*")]
+            partial = [p for t in tmp_path.glob(f".{FOLDER}.*.tmp") for p in t.glob("data_batch_*")]
             time.sleep(0.005)
     finally:
         status = forker.kill_and_reap()  # the writer is between its first and its last file
@@ -129,7 +129,7 @@ def test_sigkill_mid_write_leaves_no_half_written_set(tmp_path, forker):
 
 
 def test_a_later_write_removes_what_a_killed_writer_left(tmp_path):
-    stale = tmp_path / ".synthetic-k1ll3d"  # what SIGKILL leaves: a temporary folder with the first files
+    stale = tmp_path / f".{FOLDER}.k1ll3d.tmp"  # what SIGKILL leaves: a temporary folder with the first files
     stale.mkdir()
     (stale / "data_batch_1").write_bytes(b"\x80\x04 partial")
     synthetic.write_synthetic_cifar10(tmp_path, n_train=N_TRAIN, n_test=N_TEST)

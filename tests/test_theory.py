@@ -37,7 +37,7 @@ def test_linear_recurrence_with_bias_and_input():
 @pytest.mark.parametrize("a", [0.01, 0.2, 0.5])
 def test_leaky_relu_recurrence(a):
     factor = 100 * 0.03 * (1 + a * a) / 2
-    r = theory.recurrence(20, 100, 0.03, "leaky_relu", negative_slope=a)
+    r = theory.recurrence(20, 100, 0.03, "leaky_relu", slope=a)
     k = np.arange(1, 21)
     np.testing.assert_allclose(r.post, factor**k, rtol=1e-12)
     np.testing.assert_allclose(r.grad, factor ** (20 - k), rtol=1e-12)
@@ -106,7 +106,7 @@ def test_fixed_points():
     assert theory.fixed_point("relu", math.sqrt(2), q0=3.0) == pytest.approx(3.0)
     assert theory.fixed_point("relu", 1.0) == 0.0
     assert theory.fixed_point("relu", 2.0) == math.inf
-    assert theory.fixed_point("leaky_relu", math.sqrt(2 / 1.04), q0=2.0, negative_slope=0.2) == pytest.approx(2.0)
+    assert theory.fixed_point("leaky_relu", math.sqrt(2 / 1.04), q0=2.0, slope=0.2) == pytest.approx(2.0)
 
 
 def test_backward_factor():

@@ -57,6 +57,13 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
+class _Misnamed:
+    """A callback with a typo: fit has no event after_batch."""
+
+    def after_batch(self, fit):
+        raise AssertionError("never called")
+
+
 class _At:
     """Call ``fn(fit)`` after step ``at``."""
 
@@ -69,10 +76,14 @@ class _At:
 
 
 # ---- resume -------------------------------------------------------------------------------------------------
+def _plateau():
+    return train.Scheduler(train.plateau(patience=0, threshold=0.5))
+
+
 def test_resume_after_a_mid_run_interruption_is_bit_identical(tmp_path):
-    kwargs = {"epochs": 4, "lr": 0.05, "scheduler": train.plateau(patience=0, threshold=0.5)}
+    kwargs = {"epochs": 4, "lr": 0.05}
     model, tl, vl = _setup(shuffle_val=True)
-    full = train.fit(model, tl, vl, **kwargs)
+    full = train.fit(model, tl, vl, callbacks=[_plateau()], **kwargs)
     reference = _state(model)
     # the plateau scheduler fires: the validation loss never falls by half, so the lr drops tenfold after each eval
     assert full.column("lr") == pytest.approx([0.05, 0.005, 0.0005, 0.00005])
@@ -80,13 +91,13 @@ def test_resume_after_a_mid_run_interruption_is_bit_identical(tmp_path):
     ckpt = tmp_path / "run.pt"
     model1, tl1, vl1 = _setup(shuffle_val=True)
     with pytest.raises(KeyboardInterrupt):  # interrupted in epoch 2, after the checkpoint of epoch 1
-        train.fit(model1, tl1, vl1, callbacks=[train.Checkpoint(ckpt), _Interrupt(15)], **kwargs)
+        train.fit(model1, tl1, vl1, callbacks=[train.Checkpoint(ckpt), _Interrupt(15), _plateau()], **kwargs)
     assert checkpoints.read(ckpt)["epoch"] == 1 and checkpoints.read(ckpt)["step"] == 10
 
     torch.manual_seed(123), random.seed(123), np.random.seed(123)  # a new process: other random states
     model2, tl2, vl2 = _setup(seed=7, shuffle_val=True)  # other weights, other loader seeds
     cb = train.Checkpoint(ckpt, resume=True)
-    resumed = train.fit(model2, tl2, vl2, callbacks=[cb], **kwargs)
+    resumed = train.fit(model2, tl2, vl2, callbacks=[cb, _plateau()], **kwargs)
     assert cb.resumed_from == 1
     assert _same(model2.state_dict(), reference)  # weights and BatchNorm buffers, bit for bit
     assert resumed.step_loss == full.step_loss and resumed.grad_norm == full.grad_norm
@@ -124,6 +135,69 @@ def test_unwritable_checkpoint_fails_before_training(tmp_path):
     assert run.steps_done == 10  # resume=True without a file: a new run
 
 
+def test_checkpoint_every_steps_saves_after_that_steps_evaluation_and_resumes_bit_identically(tmp_path):
+    model, tl, vl = _setup()
+    full = train.fit(model, tl, vl, steps=25, lr=0.05, callbacks=[train.Evaluate(every=5)])
+    model1, tl1, vl1 = _setup()
+    callbacks = [train.Checkpoint(tmp_path / "c.pt", every=10), _Interrupt(14), train.Evaluate(every=5)]
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(model1, tl1, vl1, steps=25, lr=0.05, callbacks=callbacks)
+    assert [e["step"] for e in checkpoints.read(tmp_path / "c.pt")["history"]["evals"]] == [0, 5, 10]  # step 10's too
+    model2, tl2, vl2 = _setup(seed=5)
+    callbacks = [train.Checkpoint(tmp_path / "c.pt", every=10, resume=True), train.Evaluate(every=5)]
+    resumed = train.fit(model2, tl2, vl2, steps=25, lr=0.05, callbacks=callbacks)
+    assert resumed.column("step") == [0, 5, 10, 15, 20, 25]
+    assert repr(resumed.evals) == repr(full.evals)  # repr: the train loss at step 0 is NaN, and NaN != NaN
+    assert resumed.step_loss == full.step_loss and _same(model2.state_dict(), model.state_dict())
+
+
+def test_tensorboard_listed_before_checkpoint_continues_the_resumed_log(tmp_path):
+    """The callbacks' order decides, not the list's: TensorBoard (order 40) learns from Checkpoint (30) that the run
+    was resumed, and keeps the first 20 steps' log instead of wiping it."""
+    log_dir, ckpt = tmp_path / "runs", tmp_path / "c.pt"
+    model, tl, vl = _setup()
+    train.fit(model, tl, vl, epochs=2, lr=0.05, callbacks=[train.TensorBoard(log_dir, False), train.Checkpoint(ckpt)])
+    model2, tl2, vl2 = _setup(seed=4)
+    callbacks = [train.TensorBoard(log_dir, histograms=False), train.Checkpoint(ckpt, resume=True)]
+    run = train.fit(model2, tl2, vl2, epochs=3, lr=0.05, callbacks=callbacks)
+    assert run.steps_done == 30 and callbacks[1].resumed_from == 2
+    assert [e.step for e in _scalars(log_dir).Scalars("loss/train_step")] == list(range(1, 31))
+
+
+def test_callbacks_run_in_their_order_at_every_event_and_stopfit_ends_the_run():
+    calls = []
+
+    class Log:
+        def __init__(self, name, order):
+            self.name, self.order = name, order
+
+        def before_step(self, fit):
+            calls.append((fit.step, self.name))
+
+        def after_step(self, fit):
+            if fit.step == 2 and self.name == "late":
+                raise train.StopFit
+
+        def after_fit(self, fit):
+            calls.append(("end", self.name))
+
+    model, tl, vl = _setup()
+    run = train.fit(model, tl, vl, epochs=3, lr=0.05, callbacks=[Log("late", 5), Log("early", -5), Log("plain", 0)])
+    assert calls == [(1, "early"), (1, "plain"), (1, "late"), (2, "early"), (2, "plain"), (2, "late"),
+                     ("end", "early"), ("end", "plain"), ("end", "late")]  # fmt: skip
+    assert run.steps_done == 2 and run.evals == [] and not run.diverged  # StopFit: at once, no evaluation
+
+
+def test_print_evals_prints_one_line_per_evaluation(capsys):
+    model, tl, vl = _setup()
+    run = train.fit(model, tl, vl, steps=4, lr=0.05, name="bn", callbacks=[train.PrintEvals(), train.Evaluate(every=2)])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 == len(run.evals)
+    e = run.evals[-1]
+    assert lines[-1] == (f"bn: step      4 (epoch 1): train loss {e['train_loss']:.4f}, val loss {e['val_loss']:.4f}, "
+                         f"val acc {e['val_acc']:.3f}, lr 5e-02")  # fmt: skip
+
+
 # ---- arguments refused before anything is trained -------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, match",
@@ -136,17 +210,21 @@ def test_unwritable_checkpoint_fails_before_training(tmp_path):
         ({}, "either epochs= .* or steps="),
         ({"epochs": 0}, "epochs must be a positive integer, got 0"),
         ({"steps": 2.5}, "steps must be a positive integer"),
-        ({"epochs": 1, "clip_value": 0}, "clip_value must be a positive number or None, got 0"),
-        ({"epochs": 1, "clip_norm": -1.0}, "clip_norm must be a positive number or None"),
-        ({"epochs": 1, "clip_norm": math.nan}, "clip_norm must be a positive number or None"),
-        ({"epochs": 1, "on_divergence": "ignore"}, "on_divergence must be 'raise' or 'stop'"),
-        ({"epochs": 1, "eval_every": 0}, "eval_every must be a positive number of steps"),
+        ({"epochs": 1, "callbacks": lambda: [train.Clip(value=0)]}, "Clip's value must be a positive number or None, got 0"),
+        ({"epochs": 1, "callbacks": lambda: [train.Clip(norm=-1.0)]}, "Clip's norm must be a positive number or None"),
+        ({"epochs": 1, "callbacks": lambda: [train.Clip(norm=math.nan)]}, "Clip's norm must be a positive number or None"),
+        ({"epochs": 1, "callbacks": lambda: [train.Clip()]}, "Clip needs value= .* or norm="),
+        ({"epochs": 1, "callbacks": lambda: [train.DivergenceGuard(stop="ignore")]}, "stop must be True .* or False"),
+        ({"epochs": 1, "callbacks": lambda: [train.Evaluate(every=0)]}, "every must be a positive number of steps"),
+        ({"epochs": 1, "callbacks": lambda: [train.Scheduler(0.1)]}, "Scheduler needs a function optimizer -> scheduler"),
+        ({"epochs": 1, "callbacks": lambda: [_Misnamed()]}, "_Misnamed.after_batch is named after no event of fit"),
     ],
 )
 def test_bad_arguments_are_refused_before_the_model_is_touched(kwargs, match):
     model, tl, vl = _setup()
     before = _state(model)
     with pytest.raises(ValueError, match=match):
+        kwargs = {k: v() if callable(v) else v for k, v in kwargs.items()}  # a bad callback fails when it is made
         train.fit(model, tl, vl, **kwargs)
     assert _same(model.state_dict(), before) and all(p.grad is None for p in model.parameters())
 
@@ -175,7 +253,7 @@ def test_a_nan_pixel_is_blamed_on_the_input_not_on_a_layer():
     msg = str(info.value)
     assert msg.startswith("training diverged at step 2 (epoch 1): loss = nan; the input batch itself holds NaN")
     assert "Check the data" in msg and "Flatten" not in msg and "flatten" not in msg
-    assert info.value.run.nonfinite == {"step": 2, "kind": "input", "layer": "", "index": 0, "of": 0}
+    assert info.value.run.nonfinite == train.NonFinite(step=2, kind="input", layer="", index=0, of=0)
     assert info.value.run.where() == "input non-finite at step 2" and info.value.run.steps_done == 1
     assert not _same(model.state_dict(), before)  # step 1 was taken ...
     assert all(torch.isfinite(p).all() for p in model.parameters())  # ... the bad step's update was not
@@ -186,7 +264,7 @@ def test_a_diverged_step_leaves_batchnorm_running_averages_as_they_were():
     x, y = _problem()
     x[13, 2, 1, 1] = math.nan
     run = train.fit(model, data.TensorLoader(x, y, batch_size=10, shuffle=False), vl, epochs=1, lr=0.05,
-                    on_divergence="stop")  # fmt: skip
+                    callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
     assert run.steps_done == 1
     assert torch.isfinite(model.bn1.running_mean).all() and torch.isfinite(model.bn1.running_var).all()
     assert math.isfinite(train.evaluate(model, vl)[0])
@@ -199,15 +277,15 @@ def test_an_injected_inf_weight_names_that_layer_and_stop_returns_the_run():
         with torch.no_grad():
             fit.model.fc1.weight[0, 0] = math.inf
 
-    run = train.fit(model, tl, vl, epochs=2, lr=0.05, on_divergence="stop", callbacks=[_At(3, poison)])
-    assert run.nonfinite == {"step": 4, "kind": "activation", "layer": "fc1", "index": 1, "of": 2}
+    run = train.fit(model, tl, vl, epochs=2, lr=0.05, callbacks=[_At(3, poison), train.DivergenceGuard(stop=True)])
+    assert run.nonfinite == train.NonFinite(step=4, kind="activation", layer="fc1", index=1, of=2)
     assert run.where() == "activation non-finite at step 4, layer 1/2 (fc1)"
     assert run.diverged and run.steps_done == 3 and len(run.step_loss) == 4 and math.isnan(run.final_val_acc)
     model, tl, vl = _setup()
     with pytest.raises(train.DivergenceError, match=r"step 4 \(epoch 1\).*layer 'fc1' \(Linear, weighted layer 1 of 2\)"
                        r".*smaller learning rate") as info:  # fmt: skip
         train.fit(model, tl, vl, epochs=2, lr=0.05, callbacks=[_At(3, poison)])
-    assert info.value.run.nonfinite["layer"] == "fc1"
+    assert info.value.run.nonfinite.layer == "fc1"
     assert info.value._render_traceback_()[0].startswith("DivergenceError: training diverged at step 4")
 
 
@@ -222,9 +300,10 @@ def test_an_exploding_gradient_with_a_finite_forward_pass_is_named():
     x, _ = _problem(32)
     y = torch.arange(32) % 10
     assert torch.isfinite(net(x)).all()
-    run = train.fit(net, data.TensorLoader(x, y, 16, shuffle=False), steps=3, lr=0.01, on_divergence="stop")
+    run = train.fit(net, data.TensorLoader(x, y, 16, shuffle=False), steps=3, lr=0.01,
+                    callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
     # first non-finite in backward order: the gradient reaching act1's output (act1 is an Identity after fc1)
-    assert (run.nonfinite["kind"], run.nonfinite["layer"], run.nonfinite["step"]) == ("gradient", "act1", 1)
+    assert (run.nonfinite.kind, run.nonfinite.layer, run.nonfinite.step) == ("gradient", "act1", 1)
     assert run.where() == "gradient non-finite at step 1, layer 1/12 (act1)"
     assert run.steps_done == 0 and torch.isfinite(layers[0][1].weight).all()  # stopped before the update
 
@@ -238,16 +317,17 @@ def test_a_forward_overflow_names_the_weighted_layer_before_any_update():
             layer.weight.copy_(1e5 * torch.eye(16))
     before = _state(net)
     x, _ = _problem(32)
-    run = train.fit(net, data.TensorLoader(x, torch.arange(32) % 10, 16), steps=5, lr=0.01, on_divergence="stop")
-    assert run.nonfinite == {"step": 1, "kind": "activation", "layer": "fc9", "index": 9, "of": 14}
+    run = train.fit(net, data.TensorLoader(x, torch.arange(32) % 10, 16), steps=5, lr=0.01,
+                    callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
+    assert run.nonfinite == train.NonFinite(step=1, kind="activation", layer="fc9", index=9, of=14)
     assert run.where() == "activation non-finite at step 1, layer 9/14 (fc9)"
     assert run.steps_done == 0 and math.isnan(run.final_val_acc) and _same(net.state_dict(), before)
 
 
 # ---- the loop: step budgets, schedulers, callbacks, evaluate --------------------------------------------------
-def test_steps_mode_evaluates_at_step_0_and_every_eval_every():
+def test_steps_mode_evaluates_at_step_0_and_every_so_many_steps():
     model, tl, vl = _setup()
-    run = train.fit(model, tl, vl, steps=25, eval_every=10, lr=0.05)  # 10 steps per epoch: 3 epochs
+    run = train.fit(model, tl, vl, steps=25, lr=0.05, callbacks=[train.Evaluate(every=10)])  # 10 steps an epoch
     assert run.steps_done == 25 == len(run.step_loss)
     assert run.column("step") == [0, 10, 20, 25] and run.column("epoch") == [0, 1, 2, 3]
     assert math.isnan(run.evals[0]["train_loss"]) and run.evals[0]["val_loss"] > 0
@@ -278,7 +358,7 @@ def test_other_schedulers_step_after_every_step_and_callbacks_can_stop():
     model, tl, vl = _setup()
     sched = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)  # noqa: E731
     stop = _At(9, lambda fit: setattr(fit, "stop", True))
-    run = train.fit(model, tl, vl, epochs=5, lr=0.08, scheduler=sched, callbacks=[stop])
+    run = train.fit(model, tl, vl, epochs=5, lr=0.08, callbacks=[stop, train.Scheduler(sched)])
     assert run.steps_done == 9
     assert run.column("lr")[-1] == pytest.approx(0.08 * 0.5**2)  # 9 scheduler steps: two halvings
 
@@ -342,7 +422,7 @@ def test_clipping_by_value_and_by_norm():
 
 def test_fit_clips_and_records_the_norm_before_clipping():
     model, tl, vl = _setup()
-    run = train.fit(model, tl, vl, steps=5, lr=0.05, clip_norm=1e-3)
+    run = train.fit(model, tl, vl, steps=5, lr=0.05, callbacks=[train.Clip(norm=1e-3)])
     assert all(n > 1e-3 for n in run.grad_norm)  # recorded before clipping
     model2, tl2, vl2 = _setup()
     free = train.fit(model2, tl2, vl2, steps=5, lr=0.05)
@@ -365,7 +445,7 @@ def test_after_backward_sees_the_raw_gradients_and_after_step_the_clipped_ones()
 
     model, tl, vl = _setup()
     norms = Norms()
-    run = train.fit(model, tl, vl, steps=4, lr=0.05, clip_norm=1e-3, callbacks=[norms])
+    run = train.fit(model, tl, vl, steps=4, lr=0.05, callbacks=[train.Clip(norm=1e-3), norms])  # listed first, runs after
     assert norms.raw == pytest.approx(run.grad_norm, rel=1e-6) and min(norms.raw) > 1e-3
     assert max(norms.clipped) == pytest.approx(1e-3, rel=1e-4)
 

@@ -28,13 +28,10 @@ import argparse
 import csv
 import io
 import json
-import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +42,7 @@ import yaml
 
 from lecture_grading import checks, rules, wire
 from lecture_grading.checks import TestSpec
+from lecture_utils import atomic
 from tools import colab, sandbox
 
 ROOT = colab.ROOT
@@ -400,9 +398,8 @@ def build_one(master: Path, dist: Path = DIST) -> Path:
         raise ValueError("\n".join(errs))
     assignment, _ = parse_master(master)
     out = dist / assignment.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{assignment.name}-", dir=_ensure(dist)))
-    try:
-        (tmp / "student").mkdir()
+    with atomic.replace(out) as tmp:
+        (tmp / "student").mkdir(parents=True)
         (tmp / "autograder").mkdir()
         nbformat.write(student_notebook(master), tmp / "student" / master.name)
         nbformat.write(student_notebook(master, solutions=True), tmp / "autograder" / master.name)
@@ -410,17 +407,7 @@ def build_one(master: Path, dist: Path = DIST) -> Path:
         problems = leaks(tmp / "student" / master.name, assignment)
         if problems:
             raise RuntimeError(f"{assignment.name}: the student notebook leaks: {problems}")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _ensure(d: Path) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def build(names: list[str] | None = None, dist: Path = DIST) -> list[Path]:
@@ -641,7 +628,9 @@ def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = N
     (Sets this process's torch to one thread: the checks are small, and jobs share the cores.)"""
     submission = Path(submission)
     start = time.monotonic()
-    _one_thread()
+    from lecture_utils.config import one_thread  # imports torch: only when grading
+
+    one_thread()  # the checks are small, and submissions graded side by side share the cores
     try:
         nb = _read_submission(submission)
     except Exception as e:  # not a notebook at all
@@ -702,14 +691,6 @@ def grade(submission: Path, dist: Path = DIST, limits: sandbox.Limits | None = N
             r.reasons += errors[:2]
     result.seconds = time.monotonic() - start
     return result
-
-
-def _one_thread() -> None:
-    """Judge on one CPU thread: the checks are small, and submissions graded side by side share the cores."""
-    import torch
-
-    if torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
 
 
 def _judge(spec: TestSpec, message) -> str | None:
@@ -807,22 +788,6 @@ def grade_many(paths: list[Path], jobs: int = 1, on_done=None, **kwargs) -> list
 
 
 # -- results ----------------------------------------------------------------------------------------------
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all at once: readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def csv_text(grades: list[Grade]) -> str:
     """One row per submission: name, assignment, each question's score (manual ones empty), total, notes."""
     qs: list[str] = []
@@ -841,7 +806,7 @@ def csv_text(grades: list[Grade]) -> str:
 
 def write_csv(grades: list[Grade], path: Path) -> None:
     """The CSV of ``grades``, written atomically."""
-    atomic_write(path, csv_text(grades))
+    atomic.write_text(path, csv_text(grades))
 
 
 def report_path(folder: Path, grade_: Grade) -> Path:
@@ -909,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         label(gr)
         done.append(gr)
         if args.reports:
-            atomic_write(report_path(args.reports, gr), gr.report() + "\n")
+            atomic.write_text(report_path(args.reports, gr), gr.report() + "\n")
         if args.csv:
             write_csv(list(done), args.csv)
 

@@ -31,6 +31,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from lecture_utils import atomic
+from tools import timings
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 #: A notebook that reads CIFAR-10 says so with one of these calls.
@@ -84,12 +87,11 @@ def execute(nb_path: Path, out_path: Path, timeout: int) -> tuple[float, list[tu
     client.execute()
     seconds = time.perf_counter() - start
     slow = [(i, t) for i, c in enumerate(nb.cells) if (t := cell_seconds(c)) is not None and t >= 10]
+    timings.record(nb, out_path)  # every cell's seconds, for the teaching guide (tools/timings.py)
     for cell in nb.cells:  # no per-cell timestamps or kernel noise in the committed file
         cell.metadata.pop("execution", None)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, out_path)
+    with atomic.replace(out_path) as tmp:
+        nbformat.write(nb, tmp)
     return seconds, slow
 
 

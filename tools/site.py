@@ -8,7 +8,8 @@
 where the website differs from the notebook a student opens:
 
 * the Colab badge (an image loaded from colab.research.google.com) becomes a plain "Open in Colab" link
-  under the title; the theme's launch button (rocket icon) opens the same URL;
+  under the title, next to a link to the notebook's slides; the theme's launch button (rocket icon) opens the
+  same Colab URL;
 * the Colab set-up cell (found by ``tools.colab.SETUP_MARKER``) gets the ``remove-cell`` tag;
 * widget outputs cannot run on a static page: progress bars (tqdm) are dropped, so no blank gap is left,
   and an interactive widget (the explorer) is replaced by one line saying it runs only in a live notebook;
@@ -16,9 +17,15 @@ where the website differs from the notebook a student opens:
 
 Cells keep their tags, so the notebook authors decide the rest with MyST-NB's tags: ``remove-cell``,
 ``remove-input``, ``remove-output``, ``hide-input``, ``hide-output`` (see the README, "Course website").
+* a cell marked ``anchor="NAME"`` (tools/marking.py) gets the target ``cell-NAME`` just before it, which the
+  teaching guide links to.
+
 The landing page is ``site/index.md`` with the list of notebooks (title and first paragraph of each) filled in;
 the assignments page lists each assignment master's title, introduction and question headings (markdown only:
-no solution or test ever reaches the site).
+no solution or test ever reaches the site); the teaching guide is ``site/teaching.md`` rendered by
+tools/teaching.py (plans, measured cell times, links to cells).  After Sphinx, the build writes one reveal.js
+deck per notebook (tools/slides.py, ``slides/NN_name.html``) and the printable handout (tools/handout.py,
+``lecture-handout.pdf``).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools import colab
+from tools import colab, handout, marking, slides, teaching
 
 ROOT = colab.ROOT
 SITE = ROOT / "site"
@@ -96,8 +103,9 @@ def _is_progress_bar(output: dict, models: dict) -> bool:
     return bool(TQDM_TEXT.search(str(output["data"].get("text/plain", ""))))
 
 
-def stage_notebook(nb: nbformat.NotebookNode, rel: Path) -> nbformat.NotebookNode:
-    """The copy of ``nb`` (repository path ``rel``) that the website shows (see the module docstring)."""
+def stage_notebook(nb: nbformat.NotebookNode, rel: Path, slides_url: str | None = None) -> nbformat.NotebookNode:
+    """The copy of ``nb`` (repository path ``rel``) that the website shows (see the module docstring); ``slides_url``
+    is the URL of its deck, linked next to the Colab link (None: no link, as in the deck and the handout)."""
     nb = copy.deepcopy(nb)
     models = _widget_models(nb)
     url = colab.colab_url(rel)
@@ -106,8 +114,10 @@ def stage_notebook(nb: nbformat.NotebookNode, rel: Path) -> nbformat.NotebookNod
             lines = cell.source.splitlines()[1:]
             for i, line in enumerate(lines):
                 if line.startswith("# "):
-                    link = f'<p class="colab-link"><a href="{url}">Open in Colab</a></p>'
-                    lines[i + 1 : i + 1] = ["", link, ""]
+                    link = f'<p class="page-links"><a class="colab-link" href="{url}">Open in Colab</a>'
+                    if slides_url:
+                        link += f' <a class="slides-link" href="{slides_url}">Slides</a>'
+                    lines[i + 1 : i + 1] = ["", link + "</p>", ""]
                     break
             cell.source = "\n".join(lines).strip()
         if cell.cell_type != "code":
@@ -128,10 +138,37 @@ def stage_notebook(nb: nbformat.NotebookNode, rel: Path) -> nbformat.NotebookNod
     return nb
 
 
+def target(name: str) -> str:
+    """The website's label of the cell marked ``anchor="name"`` (an HTML id on its page)."""
+    return f"cell-{name}"
+
+
+def add_targets(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Put a MyST target ``(cell-NAME)=`` just before each cell marked ``anchor="NAME"`` (in place)."""
+    cells = []
+    for cell in nb.cells:
+        if name := marking.anchor(cell):
+            cells.append(nbformat.v4.new_markdown_cell(f"({target(name)})=", metadata={"slideshow": {"slide_type": "skip"}}))
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def staged_notebooks(folder: Path) -> list[tuple[str, str, nbformat.NotebookNode]]:
+    """(name, title, staged copy without the website's slide link and targets) of each notebook in ``folder``:
+    what the decks and the handout are made from."""
+    out = []
+    for path in lecture_notebooks(folder):
+        nb = nbformat.read(path, as_version=4)
+        title, _ = title_and_intro(nb)
+        out.append((path.stem, title or path.stem, stage_notebook(nb, Path("notebooks") / path.name)))
+    return out
+
+
 def _notebook_list(pages: list[tuple[str, str, str]]) -> str:
     out = []
     for name, title, intro in pages:
-        out.append(f"- **[{title}]({name}.ipynb)**  ")
+        out.append(f'- **[{title}]({name}.ipynb)** (<a href="slides/{name}.html">slides</a>)  ')
         out.append(f"  {intro}" if intro else "")
     return "\n".join(out).rstrip() + "\n"
 
@@ -186,12 +223,12 @@ def stage(notebooks_dir: Path, src: Path) -> list[Path]:
     pages = []
     for path in found:
         nb = nbformat.read(path, as_version=4)
-        staged = stage_notebook(nb, Path("notebooks") / path.name)
+        staged = add_targets(stage_notebook(nb, Path("notebooks") / path.name, slides_url=f"slides/{path.stem}.html"))
         nbformat.write(staged, src / path.name)
         title, intro = title_and_intro(nb)
         pages.append((path.stem, title or path.stem, intro))
     template = (SITE / "index.md").read_text()
-    toc = "\n".join(name for name, _, _ in pages) + "\nassignments"
+    toc = "\n".join(name for name, _, _ in pages) + "\nassignments\nteaching"
     index = template.replace("{{ notebooks }}", _notebook_list(pages).rstrip()).replace("{{ toctree }}", toc)
     (src / "index.md").write_text(index)
     for master in sorted((ROOT / "assignments").glob("[0-9]*.ipynb")):
@@ -200,17 +237,26 @@ def stage(notebooks_dir: Path, src: Path) -> list[Path]:
             (src / STUDENTS).mkdir(exist_ok=True)
             shutil.copy2(student, src / STUDENTS / student.name)
     (src / "assignments.md").write_text(assignments_page(src))
+    (src / "teaching.md").write_text(teaching.render((SITE / "teaching.md").read_text(), notebooks_dir))
     return found
 
 
-def build(notebooks_dir: Path, out: Path, src: Path) -> int:
+def build(notebooks_dir: Path, out: Path, src: Path, with_handout: bool = True) -> int:
+    """The website in ``out``: Sphinx, then the decks and (``with_handout``) the printable handout."""
     start = time.perf_counter()
     found = stage(notebooks_dir, src)
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(SITE), str(src), str(out)]
     done = subprocess.run(cmd, cwd=ROOT)
-    if done.returncode == 0:
-        print(f"{time.perf_counter() - start:6.1f} s  website of {len(found)} notebooks: {out / 'index.html'}")
-    return done.returncode
+    if done.returncode != 0:
+        return done.returncode
+    staged = staged_notebooks(notebooks_dir)
+    decks = slides.build_decks(staged, out)
+    print(f"{time.perf_counter() - start:6.1f} s  website of {len(found)} notebooks: {out / 'index.html'}, "
+          f"{len(decks)} decks in {out / slides.DECKS}")  # fmt: skip
+    if with_handout:
+        pdf = handout.build(notebooks_dir, out / handout.FILE, src.with_name(src.name + "-handout"))
+        print(f"{time.perf_counter() - start:6.1f} s  handout: {pdf}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,8 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--notebooks", type=Path, default=ROOT / "notebooks", help="folder of NN_*.ipynb")
     b.add_argument("--out", type=Path, default=ROOT / "build" / "site")
     b.add_argument("--src", type=Path, default=ROOT / "build" / "site-src", help="staging folder")
+    b.add_argument("--no-handout", action="store_true", help="skip the PDF handout (its link is then broken)")
     args = parser.parse_args(argv)
-    return build(args.notebooks.resolve(), args.out.resolve(), args.src.resolve())
+    return build(args.notebooks.resolve(), args.out.resolve(), args.src.resolve(), not args.no_handout)
 
 
 if __name__ == "__main__":
