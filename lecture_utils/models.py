@@ -9,6 +9,7 @@ Weights are set through :mod:`lecture_utils.init` (its named initializations), n
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import kernels
 from .init import INITS, activation_module, apply_init, check_activation, init_weight_
 from .init import weighted_layers as weighted_layers_of
 
@@ -141,12 +143,19 @@ def seed_model(batchnorm: bool = True, hidden: int = 100, in_features: int = 3 *
 # ---- 1000 plain layers, fast (notebook 9) --------------------------------------------------------------
 class _LeakyStack(torch.autograd.Function):
     """u -> for each W in Ws: u = leaky_relu(u, a) @ W.T -- exactly K x [LeakyReLU(a), Linear(w, w, bias=False)] --
-    but 2 operations per layer forward and 2 backward, all K weight gradients in one batched product, and no
-    autograd graph of 4K nodes.  1000 layers of width 32 are per-operation overhead on a CPU; this is faster
-    (notebook 9 prints both times: 99 vs 156 ms per forward + backward pass in the committed run)."""
+    without an autograd graph of 4K nodes.  On a CPU with numba, the compiled loops of :mod:`lecture_utils.kernels`
+    (one machine-code loop over the layers each way); elsewhere 2 PyTorch operations per layer forward and 2
+    backward, all K weight gradients in one batched product.  1000 layers of width 32 are per-operation overhead on
+    a CPU (notebook 9 prints the time of a pass against the nn.Sequential's)."""
 
     @staticmethod
     def forward(ctx, u, W, a):
+        ctx.a = a
+        ctx.compiled = kernels.available(u, W)
+        if ctx.compiled:  # the same loops compiled by numba (lecture_utils.kernels): no per-operation overhead
+            out, H = kernels.forward(u, W, a)
+            ctx.save_for_backward(H, W)
+            return out
         K, (B, n) = W.shape[0], u.shape
         H = u.new_empty(K, B, n)  # H[l] = the input of layer l, after the activation
         Hs, WTs = H.unbind(0), W.transpose(1, 2).contiguous().unbind(0)
@@ -158,13 +167,16 @@ class _LeakyStack(torch.autograd.Function):
             if layer + 1 < K:
                 torch._C._nn.leaky_relu(nxt, a, out=nxt)  # in place: the sign of the output is the input's
         ctx.save_for_backward(H, W)
-        ctx.a = a
         return out
 
     @staticmethod
     def backward(ctx, g):
         H, W = ctx.saved_tensors
         K, a = W.shape[0], ctx.a
+        if ctx.compiled:
+            gu, dW = kernels.backward(g, H, W, a)
+            kernels.release(H)  # the next step reuses the buffer
+            return gu, dW, None
         G = torch.empty_like(H)  # G[l] = dL/d(output of layer l)
         Gs, Hs, Ws = G.unbind(0), H.unbind(0), W.unbind(0)
         Gs[K - 1].copy_(g)
@@ -182,7 +194,7 @@ class DeepLeakyMLP(nn.Module):
     a leaky ReLU of slope ``slope`` before every layer but the first.  It computes exactly what
     ``plain_net("mlp", depth, width, activation="leaky_relu", slope=slope, bias=False)`` computes
     (:meth:`to_sequential` builds that network with the same weights), with a fused backward pass
-    (:class:`_LeakyStack`) when gradients are needed.  Notebook 9 trains 1000 layers with it."""
+    (:class:`_LeakyStack`) when gradients are needed.  Notebook 9 trains 1000 and 10,000 layers with it."""
 
     def __init__(self, depth: int, width: int, slope: float, in_features: int = 3 * 32 * 32, num_classes: int = 10):
         super().__init__()
@@ -203,6 +215,8 @@ class DeepLeakyMLP(nn.Module):
         u = self.fc1(self.flatten(x))
         if torch.is_grad_enabled() and self.hidden.requires_grad:
             u = _LeakyStack.apply(u, self.hidden, self.slope)
+        elif kernels.available(u, self.hidden):
+            u = kernels.apply(u, self.hidden, self.slope)
         else:
             for w in self.hidden.unbind(0):
                 u = nn.functional.leaky_relu(u, self.slope) @ w.T
@@ -313,3 +327,63 @@ def residual_theory(variant: str, num_blocks: int, var0: float = 1.0) -> np.ndar
     if variant == "bn":
         return var0 + k
     return np.full_like(k, var0)
+
+
+# ---- several plain MLPs of one shape trained as one (notebook 8's ladder) -----------------------------
+class StackedMLP(nn.Module):
+    """M plain MLPs of one architecture (``flatten -> fc1 -> act1 -> ... -> head``, as :func:`plain_net` builds
+    them, without BatchNorm), computed together: the weights of layer k of every member live in one tensor of
+    shape (M, out, in), so one batched matrix product per layer computes all M networks,
+
+        h^(m)_{k+1} = act(h^(m)_k W_k^(m)T + b_k^(m))   for m = 1..M, as torch.baddbmm(b_k, h_k, W_k^T).
+
+    The members share the input and nothing else: the output is (M, B, classes), the sum of the members' losses
+    has, for each member's weights, exactly that member's gradient, and SGD acts elementwise, so training the
+    stack is training the M networks (tests/test_models.py checks outputs, gradients and a training run against
+    the separate networks).  At width 64 a layer costs about as much PyTorch bookkeeping as arithmetic, so M
+    networks cost far less than M times one (notebook 8 trains its initializations this way).
+    :meth:`member` gives member m back as the plain network."""
+
+    def __init__(self, nets: list[nn.Sequential]):
+        super().__init__()
+        if not nets:
+            raise ValueError("StackedMLP needs at least one network.")
+        kinds = [[(n, type(m).__name__) for n, m in net.named_children()] for net in nets]
+        if any(k != kinds[0] for k in kinds) or any(type(m).__name__.startswith("BatchNorm") for m in nets[0]):
+            raise ValueError("StackedMLP stacks networks of one architecture without BatchNorm (same layers, same "
+                             "order): build them with plain_net('mlp', ...) and the same depth and width.")  # fmt: skip
+        self.names = [n for n, m in nets[0].named_children() if isinstance(m, nn.Linear)]
+        acts = [m for n, m in nets[0].named_children() if n.startswith("act")]
+        if any(repr(a) != repr(acts[0]) for a in acts) or any(
+                repr(getattr(net, n)) != repr(getattr(nets[0], n)) for net in nets for n, _ in kinds[0]):  # fmt: skip
+            raise ValueError("StackedMLP needs networks with the same layer shapes and the same activation.")
+        self.activation = acts[0] if acts else nn.Identity()
+        self.template = nets[0]
+        with torch.no_grad():
+            self.weights = nn.ParameterList([torch.stack([getattr(net, n).weight for net in nets]).clone()
+                                             for n in self.names])  # fmt: skip
+            has_bias = getattr(nets[0], self.names[0]).bias is not None
+            self.biases = nn.ParameterList([torch.stack([getattr(net, n).bias for net in nets]).unsqueeze(1).clone()
+                                            for n in self.names]) if has_bias else None  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1).expand(len(self), *x.flatten(1).shape)  # (M, B, in): one input for every member
+        for k, w in enumerate(self.weights):
+            if k:
+                h = self.activation(h)
+            wt = w.transpose(1, 2)
+            h = torch.baddbmm(self.biases[k], h, wt) if self.biases is not None else torch.bmm(h, wt)
+        return h
+
+    def member(self, m: int) -> nn.Sequential:
+        """Member ``m`` as the plain network (a copy: training it does not change the stack)."""
+        net = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for k, n in enumerate(self.names):
+                getattr(net, n).weight.copy_(self.weights[k][m])
+                if self.biases is not None:
+                    getattr(net, n).bias.copy_(self.biases[k][m, 0])
+        return net
