@@ -39,12 +39,17 @@ from torch import nn
 from . import config, data, models
 
 
-def _epoch(model, loader, device) -> tuple[int, float]:
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+
+def _train_steps(model, opt, batches, device, n: int | None = None) -> int:
+    """Training steps on the next ``n`` batches of the iterator ``batches`` (all of them when None); returns the
+    number of images seen."""
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     seen = 0
-    for xb, yb in loader:
+    for xb, yb in itertools.islice(batches, n):
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         loss = loss_fn(model(xb), yb)
         opt.zero_grad(set_to_none=True)
@@ -53,7 +58,7 @@ def _epoch(model, loader, device) -> tuple[int, float]:
         seen += len(yb)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return seen, loss.item()
+    return seen
 
 
 def time_dataloader(device, batch_size: int = 64, workers: int = 2, limit: int | None = None) -> float:
@@ -68,7 +73,7 @@ def time_dataloader(device, batch_size: int = 64, workers: int = 2, limit: int |
     config.seed_everything(0)
     model = models.seed_model().to(device)
     start = time.perf_counter()
-    seen, _ = _epoch(model, loader, device)
+    seen = _train_steps(model, _optimizer(model), iter(loader), device)
     return seen / (time.perf_counter() - start)
 
 
@@ -78,7 +83,7 @@ def time_tensors(device, batch_size: int = 64, limit: int | None = None) -> floa
     model = models.seed_model().to(device)
     start = time.perf_counter()
     x, y = data.load_split_tensors("train", device=device, limit=limit)
-    seen, _ = _epoch(model, data.TensorLoader(x, y, batch_size, shuffle=True, seed=0), device)
+    seen = _train_steps(model, _optimizer(model), iter(data.TensorLoader(x, y, batch_size, shuffle=True, seed=0)), device)
     return seen / (time.perf_counter() - start)
 
 
@@ -91,22 +96,6 @@ def compare(device=None, batch_size: int = 64, workers: int = 2, limit: int | No
     loader = time_dataloader(device, batch_size, workers, limit)
     return {"dataloader_img_s": round(loader, 1), "tensor_img_s": round(tensor, 1),
             "speedup": round(tensor / loader, 1)}  # fmt: skip
-
-
-def _train_steps(model, opt, batches, n: int, device) -> int:
-    """Up to ``n`` training steps on the next batches of the iterator ``batches``; returns the images seen."""
-    loss_fn = nn.CrossEntropyLoss()
-    seen = 0
-    for xb, yb in itertools.islice(batches, n):
-        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        loss = loss_fn(model(xb), yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        seen += len(yb)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return seen
 
 
 def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int | None = None,
@@ -137,8 +126,7 @@ def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int 
     for name in ("dataloader", "tensor"):
         config.seed_everything(0)
         model = models.seed_model().to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-        sides[name] = {"model": model.train(), "opt": opt, "seen": 0, "seconds": 0.0, "batches": 0}
+        sides[name] = {"model": model, "opt": _optimizer(model), "seen": 0, "seconds": 0.0, "batches": 0}
     start = time.perf_counter()
     x, y = data.load_split_tensors("train", device=device, limit=limit)
     sides["tensor"]["seconds"] = time.perf_counter() - start
@@ -149,7 +137,7 @@ def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int 
         for name in list(active):
             side = sides[name]
             start = time.perf_counter()
-            seen = _train_steps(side["model"], side["opt"], side["iter"], chunk, device)
+            seen = _train_steps(side["model"], side["opt"], side["iter"], device, chunk)
             side["seconds"] += time.perf_counter() - start
             side["seen"] += seen
             side["batches"] += math.ceil(seen / batch_size)

@@ -65,9 +65,9 @@ def test_interleaved_alternates_the_pipelines_on_the_same_images(cifar_files, mo
     calls = []
     real = bench._train_steps
 
-    def recording(model, opt, batches, n, device):
+    def recording(model, opt, batches, device, n=None):
         calls.append(id(model))
-        return real(model, opt, batches, n, device)
+        return real(model, opt, batches, device, n)
 
     monkeypatch.setattr(bench, "_train_steps", recording)
     result = bench.interleaved(device="cpu", batch_size=32, workers=0, limit=96, chunk=1)
