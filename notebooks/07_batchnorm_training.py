@@ -108,7 +108,8 @@ def train_loader(seed: int = 0):
 #   \hat z_{bj} = \frac{z_{bj} - \mu_j}{\sqrt{\sigma_j^2 + \epsilon}},\qquad y_{bj} = \gamma_j \hat z_{bj} + \beta_j.$$
 # It also keeps running averages of $\mu$ and $\sigma^2$ (momentum 0.1, the *unbiased* variance) for evaluation,
 # where every example is normalized on its own with those fixed statistics.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Feed a batch whose features have mean 5 and standard deviation 30. What are the mean
 # > and standard deviation of each output feature at initialization ($\gamma = 1$, $\beta = 0$)?
 
@@ -150,7 +151,7 @@ assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0,
 # **LayerNorm** (Ba, Kiros & Hinton, 2016) takes the other axis: one mean and one variance **per example**, over
 # its features (here all $C \times H \times W$ values of one image), with no batch statistics at all. An example's
 # output then does not depend on which other examples share its batch, and training and evaluation compute the
-# same thing; that is why Transformers use it.
+# same thing. It is the normalization of Transformers.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** A batch of 8 feature maps with 16 channels of $10 \times 10$ positions, each channel with
@@ -384,9 +385,10 @@ assert fig1_runs["with BatchNorm"].column("val_acc")[-1] > fig1_runs["without Ba
 # holds each layer's input distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch
 # normalization help optimization?*) showed that it is not why BatchNorm helps: they added random noise of non-zero
 # mean and non-unit variance, drawn anew at every step, *after* every BatchNorm layer, so that the inputs moved more
-# than without BatchNorm, and training was still about as fast. Their explanation is another one: BatchNorm makes the loss landscape **smoother**. The loss and its gradient change less from one point
-# to the next (smaller Lipschitz constants, which they bound and measure along the training path), so the gradient
-# stays predictive over a longer step, and larger steps are safe. This notebook does not measure that.
+# than without BatchNorm, and training was still about as fast. Their explanation is another one: BatchNorm makes
+# the loss landscape **smoother**. The loss and its gradient change less from one point to the next (smaller
+# Lipschitz constants, which they bound and measure along the training path), so the gradient stays predictive over
+# a longer step, and larger steps are safe. This notebook does not measure that.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Scale invariance: why a bad scale no longer explodes, and why it still slows learning
@@ -450,7 +452,7 @@ print(f"||W_fc1||: {float(models.seed_model(batchnorm=True).fc1.weight.detach().
 #
 # Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
 # $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
-# $\sigma^2 = 10^{2}$ (far above): each layer multiplies the activation variance by
+# $\sigma^2 = 10^{2}$ (far above): each layer of width 100 multiplies the activation variance by
 # $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, by 0.005 (the signal vanishes) or by 5000 (it explodes). Then add
 # BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
 # For reference, the same plain network with He's initialization throughout, at the same learning rate (SGD,
@@ -492,8 +494,9 @@ assert acc["BatchNorm, sigma^2 = 100"] < acc["plain, He (reference)"] - 0.05  # 
 # against 0.446 after two epochs). A likely reason is the $1/c^2$ law: in the layers of width 100 its weights are 14
 # times smaller than He's (standard deviation 0.01 against $\sqrt{2/100} = 0.14$), so its relative steps are about
 # 200 times larger, and at this small learning rate larger steps are welcome. From $\sigma^2 = 10^2$ it no longer
-# diverges but learns slowly (0.223): weights 70 times larger than He's, relative steps about 5,000 times smaller. BatchNorm fixes the forward signal;
-# the initial scale (or a learning rate matched to it) still sets the size of the steps.
+# diverges but learns slowly (0.223): weights 70 times larger than He's, relative steps about 5,000 times smaller.
+# BatchNorm fixes the forward signal; the initial scale (or a learning rate matched to it) still sets the size of the
+# steps.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The classic pitfall: `train()` vs `eval()`
@@ -615,7 +618,7 @@ assert acted["value"].all()  # by value at c = 0.01: some component is clipped a
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Clipping by norm acts only now and then: `clip_grad_norm_` acted at 71 of the 704 steps, all among the
-# first 114, where the unclipped run diverges at step 8 (the error names the layer), and never after. That is
+# first 114, where the unclipped run diverges at step 8 (the printed line names the layer), and never after. That is
 # clipping as a **guard**: it changes nothing while training is calm. Clipping by value at $c = 0.01$ acted at every
 # step (some component exceeds $c$ every time), so it reshapes every update, which makes it a different optimizer
 # rather than a guard. Both clipped runs learn (validation accuracy 0.277 and 0.316 after one epoch). `train.Clip` in
@@ -685,8 +688,8 @@ print(f"trained model's bn1: largest difference from bn.eval() {gap:.1e}")
 #   features, with no dependence on the batch.
 # * It makes the layer before it scale-invariant (Ioffe & Szegedy, section 3.3): a bad initial scale no longer
 #   vanishes or explodes, the relative step shrinks as $1/c^2$, and the network trains at a learning rate at which
-#   the plain one blows up. It does not hold a layer's input distribution fixed (our Figure 1); Santurkar et al. (2018) explain
-#   its benefit by a smoother loss landscape instead.
+#   the plain one blows up. It does not hold a layer's input distribution fixed (our Figure 1); Santurkar et al.
+#   (2018) explain its benefit by a smoother loss landscape instead.
 # * A real training loop evaluates in `eval()` mode, lets a scheduler lower the learning rate, writes atomic
 #   checkpoints that restore *everything* (optimizer, scheduler, every random state), and can be resumed exactly.
 # * Gradient clipping is one line between `backward()` and `step()`; by norm it is a guard against bursts, by value
