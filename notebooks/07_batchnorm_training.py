@@ -149,15 +149,13 @@ assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0,
 # $$\mu_c = \frac{1}{NHW}\sum_{n,h,w} z_{nchw},\qquad \sigma_c^2 = \frac{1}{NHW}\sum_{n,h,w} (z_{nchw} - \mu_c)^2,\qquad
 #   y_{nchw} = \gamma_c\,\frac{z_{nchw} - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c.$$
 # **LayerNorm** (Ba, Kiros & Hinton, 2016) takes the other axis: one mean and one variance **per example**, over
-# its features (here all $C \times H \times W$ values of one image), with no batch statistics at all. An example's
-# output then does not depend on which other examples share its batch, and training and evaluation compute the
-# same thing. It is the normalization of Transformers.
+# its features (here all $C \times H \times W$ values of one image).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** A batch of 8 feature maps with 16 channels of $10 \times 10$ positions, each channel with
 # > its own offset and scale, and each image with its own brightness. How many means does `BatchNorm2d` compute, each
 # > over how many numbers? And LayerNorm? After each, which standard deviations are exactly 1: those of the channels,
-# > or those of the images?
+# > or those of the images? If image 0 shares its batch with 1 other image instead of 7, does its output change?
 
 # %% anchor="bn2d" mystnb={"image": {"alt": "Two panels of standard deviations on a log scale for a batch of 8 feature maps with 16 channels of 10 by 10: per channel, over the batch and the positions (left), and per image, over the channels and positions (right), for the input, after BatchNorm2d and after LayerNorm. The input's channels range from about 0.1 to 40. BatchNorm2d sets every channel to 1 but leaves the images between about 0.4 and 1.5; LayerNorm sets every image to 1 but leaves the channels unequal: each normalizes along its own axis."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 g = config.rng(0, "bn2d demo")
@@ -199,8 +197,10 @@ assert torch.allclose(alone_ln, ref_ln[0], atol=1e-5) and not torch.allclose(alo
 # its own axis to 1 and leaves the other alone (the figure): after `BatchNorm2d` every channel has standard deviation
 # 1 (left) while the images still differ (right: their brightness survives); after LayerNorm every image has
 # standard deviation 1 while the channels still differ. Our lines match `nn.BatchNorm2d` and `nn.LayerNorm` to
-# float32 rounding (the printed differences). Put image 0 in a batch of 2 instead of 8: its `BatchNorm2d` output
-# changes (by up to the printed 1.39), its LayerNorm output does not change at all.
+# float32 rounding (the printed differences). In a batch of 2 instead of 8, image 0's `BatchNorm2d` output changes
+# (by up to the printed 1.39): its statistics are the batch's. Its LayerNorm output does not change at all:
+# LayerNorm uses no batch statistics, so an example's output never depends on the others in its batch, and training
+# and evaluation compute the same thing. It is the normalization of Transformers.
 #
 # In a CNN, `BatchNorm2d` sits where `BatchNorm1d` sits in the seed model: between a convolution (without bias:
 # $\beta_c$ replaces it) and its ReLU, `Conv2d(..., bias=False) → BatchNorm2d → ReLU`.
@@ -452,9 +452,8 @@ print(f"||W_fc1||: {float(models.seed_model(batchnorm=True).fc1.weight.detach().
 #
 # Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
 # $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
-# $\sigma^2 = 10^{2}$ (far above): each layer of width 100 multiplies the activation variance by
-# $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, by 0.005 (the signal vanishes) or by 5000 (it explodes). Then add
-# BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
+# $\sigma^2 = 10^{2}$ (far above); notebook 3's factor per layer, $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, tells
+# what the forward signal does. Then add BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
 # For reference, the same plain network with He's initialization throughout, at the same learning rate (SGD,
 # $\eta = 10^{-3}$, momentum 0.9, two epochs).
 
@@ -488,8 +487,10 @@ assert acc["BatchNorm, sigma^2 = 0.0001"] > acc["plain, He (reference)"] - 0.02 
 assert acc["BatchNorm, sigma^2 = 100"] < acc["plain, He (reference)"] - 0.05  # the large one learns slowly
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* The plain network fails both ways: at $\sigma^2 = 10^{-4}$ the signal vanishes and it never leaves
-# chance (0.093); at $\sigma^2 = 10^2$ the activations overflow at step 3 (the run names the layer). With BatchNorm
+# *Answer.* The plain network fails both ways. Each layer of width 100 multiplies the activation variance by
+# $\tfrac12 \cdot 100 \cdot \sigma^2$: by 0.005 at $\sigma^2 = 10^{-4}$, where the signal vanishes and the network
+# never leaves chance (0.093), and by 5000 at $\sigma^2 = 10^2$, where the activations overflow at step 3 (the run
+# names the layer). With BatchNorm
 # both train. From $\sigma^2 = 10^{-4}$ the network learns as well as the He-initialized one, better even (0.486
 # against 0.446 after two epochs). A likely reason is the $1/c^2$ law: in the layers of width 100 its weights are 14
 # times smaller than He's (standard deviation 0.01 against $\sqrt{2/100} = 0.14$), so its relative steps are about
