@@ -268,6 +268,32 @@ def plot_percentiles(recorders: Mapping[str, object], axes=None, ylabel: str = "
     return axes
 
 
+def spreads(z: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """For a (N, C, H, W) tensor: the standard deviation of each channel over N, H and W (what ``BatchNorm2d``
+    sets to 1) and of each example over C, H and W (what ``LayerNorm`` over (C, H, W) sets to 1), both with the
+    biased estimator the layers use."""
+    if z.dim() != 4:
+        raise ValueError(f"spreads needs a (N, C, H, W) tensor, got shape {tuple(z.shape)}.")
+    z = z.detach().double().cpu()
+    return z.std(dim=(0, 2, 3), unbiased=False).numpy(), z.std(dim=(1, 2, 3), unbiased=False).numpy()
+
+
+def plot_spreads(tensors: Mapping[str, torch.Tensor], axes=None) -> list[Axes]:
+    """Notebook 07: which axis a normalization equalizes.  Two panels for (N, C, H, W) tensors (``{label: z}``):
+    left, the standard deviation of each channel over N x H x W (BatchNorm2d's statistics); right, of each example
+    over C x H x W (LayerNorm's); one line with markers per tensor, log scale."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    axes = list(axes)
+    for label, z in tensors.items():
+        per_channel, per_example = spreads(z)
+        axes[0].plot(np.arange(len(per_channel)), per_channel, label=label)
+        axes[1].plot(np.arange(len(per_example)), per_example, label=label)
+    finish(axes[0], "Per channel, over N x H x W (BatchNorm2d's axis)", "channel c", "standard deviation", logy=True)
+    finish(axes[1], "Per example, over C x H x W (LayerNorm's axis)", "example n", "standard deviation", logy=True)
+    return axes
+
+
 def plot_train_vs_eval(logits: Mapping[str, torch.Tensor], classes: Sequence[str], ax: Axes | None = None,
                        title: str = "The same image, three answers: BatchNorm in train() vs eval() mode") -> Axes:  # fmt: skip
     """Grouped bars of one image's class scores under several settings (``{label: logits (10,)}``); each setting

@@ -25,6 +25,8 @@
 #
 # Input normalization is the first remedy of the lecture: the variance arguments for Xavier and He
 # initialization assume inputs with mean 0 and variance 1, $x' = (x - \mu_c) / \sigma_c$ per colour channel $c$.
+# Section 3 trains the same network on raw pixels, on $[0, 1]$ and on standardized inputs, to see what that
+# assumption is worth.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -48,16 +50,17 @@ import math
 
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 
-from lecture_utils import bench, config, data, figures
+from lecture_utils import bench, config, data, figures, models, train
 from lecture_utils.exercises import check
 
 config.show_banner(data.source_line())
+config.small_layer_threads()  # a small seed model: one CPU thread is as fast, and steady on a busy machine
 gen = config.seed_everything(0)
 DEVICE = config.device()
-config.small_layer_threads()  # a small seed model: one CPU thread is as fast, and steady on a busy machine
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The PyTorch way
@@ -84,7 +87,7 @@ root, official = data.resolve_root()
 full_train = data.cifar10_dataset(train=True)  # torchvision's CIFAR10: PIL images, no transform yet
 test_set = data.cifar10_dataset(train=False)
 classes = full_train.classes  # read from batches.meta
-print(f"files: {root / data.FOLDER} ({'the official release' if official else 'not the official release'})")
+print(f"files: {data.shown_path(root / data.FOLDER)} ({'the official release' if official else 'not the official release'})")
 print(f"{len(full_train)} training and {len(test_set)} test images")
 img, label = full_train[0]
 print(f"one item: a PIL image of size {img.size}, label {label} = {classes[label]!r}")
@@ -98,7 +101,7 @@ print("images per class:", counts)
 assert len(train_idx) + len(val_idx) == len(full_train) and not set(train_idx) & set(val_idx)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## Per-channel mean and standard deviation, streamed
+# ## 1. Per-channel mean and standard deviation, streamed
 #
 # Stacking the 50,000 training images into one float64 tensor would take
 # $50{,}000 \times 3 \times 32 \times 32 \times 8$ bytes $\approx 1.2$ GB. Instead `data.channel_stats` reads
@@ -109,7 +112,8 @@ assert len(train_idx) + len(val_idx) == len(full_train) and not set(train_idx) &
 #   M_2 \leftarrow M_2 + M_{2,b} + \delta^2 \frac{n\, n_b}{n + n_b},\qquad \sigma = \sqrt{M_2 / n}.$$
 #
 # Only `ToTensor` (pixels to $[0, 1]$) here: we are computing the numbers `Normalize` will need.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Natural photographs: is the mean pixel value (in $[0, 1]$) closer to 0.2, 0.5 or 0.8?
 # > Which channel, R, G or B, do you expect to be darkest on average in CIFAR-10's skies, animals and vehicles?
 
@@ -136,8 +140,9 @@ else:
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Close to 0.5 in every channel, and blue is the darkest channel on average (mean about 0.45 against
 # 0.49 for red). The standard deviations are about 0.25: a pixel spans roughly $0.5 \pm 2 \times 0.25$.
-#
-# ## Normalize, and check that it worked
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Normalize, and check that it worked
 #
 # `data.normalization()` gives the published values for the official release, otherwise the statistics of
 # the files in use (over all 50,000 training images). After `Normalize` every channel should have mean
@@ -160,14 +165,100 @@ fig = figures.show_images(xb, yb, classes, norm_mean, norm_std, n=16)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## The fast path
+# ## 3. Why normalize: raw pixels, $[0, 1]$, or standardized
+#
+# He's initialization (notebook 4) gives the first layer weights of variance $2/n_\text{in}$, so that its
+# pre-activations have $\mathbb E[z_1^2] = n_\text{in} \cdot \frac{2}{n_\text{in}} \cdot \mathbb E[x^2] =
+# 2\,\mathbb E[x^2]$ (notebook 2: the *second moment* of the input counts, not its variance). With
+# $\mathbb E[x^2] = 1$ that is 2, the scale He's initialization then keeps through every layer. What if the inputs
+# are not normalized?
+#
+# The experiment: the seed model of notebook 7 without BatchNorm, `Linear(3072, 100) → ReLU → Linear(100, 10)`,
+# He-uniform weights, **the same initial weights** and **the same learning rate** (SGD, $\eta = 0.01$, momentum
+# 0.9, 300 steps of 128 training images), fed three ways:
+# the raw pixels $0..255$ (`uint8` as float), `ToTensor`'s $[0, 1]$, and standardized per channel (`Normalize`).
+# The batches come from in-memory tensors (`data.TensorLoader`, section 4).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** From the channel statistics of section 1, what is $\mathbb E[x^2]$ of the three inputs,
+# > and so $\mathbb E[z_1^2]$ of the first layer? Which of the three networks learns in 300 steps, and which
+# > learns best?
+
+# %% anchor="input-normalization" mystnb={"image": {"alt": "Two panels for the same network with the same initial weights and learning rate, fed raw pixels 0 to 255, pixels in 0 to 1, or standardized pixels, over 300 SGD steps: the training loss on a log scale with ln 10 dotted (left) and the validation accuracy with chance dotted (right). The raw-pixel loss jumps to about a million within ten steps and then sits at ln 10 while its accuracy stays at chance; the 0-to-1 network learns, and the standardized one learns fastest, ending near 46 percent against 39: input normalization is what lets He's initialization work."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+N_INPUT, STEPS = config.pick(2_000, 20_000), config.pick(40, 300)
+images = torch.from_numpy(full_train.data).permute(0, 3, 1, 2)  # (50000, 3, 32, 32) uint8, the pixels as stored
+targets = torch.tensor(full_train.targets)
+pixels, y_in = images[train_idx[:N_INPUT]].float(), targets[train_idx[:N_INPUT]]  # 0..255
+val_pixels, y_in_val = images[val_idx[:2_000]].float(), targets[val_idx[:2_000]]
+mu_c, sigma_c = torch.tensor(norm_mean).view(1, 3, 1, 1), torch.tensor(norm_std).view(1, 3, 1, 1)
+prepare = {
+    "raw 0..255": lambda p: p,
+    "[0, 1]": lambda p: p / 255,  # ToTensor
+    "standardized": lambda p: (p / 255 - mu_c) / sigma_c,  # ToTensor + Normalize(mean, std)
+}
+input_runs, rows = {}, []
+for name, f in prepare.items():
+    x, x_v = f(pixels), f(val_pixels)
+    config.seed_everything(0)
+    net = models.seed_model(batchnorm=False)  # the same initial weights for all three
+    with torch.no_grad():
+        z1 = net.fc1(x[:1000].flatten(1))  # first-layer pre-activations at initialization
+    F.cross_entropy(net(x[:1000]), y_in[:1000]).backward()
+    g1 = float(net.fc1.weight.grad.norm())  # the first layer's gradient at initialization
+    first_step = 0.01 * g1 / float(net.fc1.weight.detach().norm())  # how far one SGD step moves W1, relative to W1
+    net.zero_grad()
+    input_runs[name] = train.fit(net, data.TensorLoader(x, y_in, batch_size=128, seed=0),
+                                 data.TensorLoader(x_v, y_in_val, batch_size=1000, shuffle=False), steps=STEPS,
+                                 lr=0.01, callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
+    with torch.no_grad():  # hidden units that are positive for none of the 2,000 validation images
+        dead = int(((net.fc1(x_v.flatten(1)) > 0).sum(0) == 0).sum())
+    rows.append((name, float(x.pow(2).mean()), float(z1.pow(2).mean()), g1, first_step, input_runs[name], dead))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+figures.plot_curves(input_runs, "loss", ax=axes[0], logy=True, chance=math.log(10),
+                    title="Training loss (chance: ln 10, a uniform guess)")  # fmt: skip
+figures.plot_curves(input_runs, "val_acc", ax=axes[1], chance=0.1, title="Validation accuracy")
+plt.show()
+print(f"{'input':<13} {'E[x^2]':>9} {'E[z1^2]':>9} {'2 E[x^2]':>9} {'|dL/dW1|':>9} {'lr |g|/|W1|':>11} "
+      f"{'val acc':>7} {'dead units':>10}")  # fmt: skip
+for name, ex2, ez2, g1, first_step, run, dead in rows:
+    print(f"{name:<13} {ex2:>9.4g} {ez2:>9.4g} {2 * ex2:>9.4g} {g1:>9.3g} {first_step:>11.2g} "
+          f"{run.column('val_acc')[-1]:>7.3f} {dead:>6}/100")  # fmt: skip
+stats = {r[0]: (r[2] / (2 * r[1]), r[5].column("val_acc")[-1], r[5].column("train_loss")[-1]) for r in rows}
+assert all(abs(ratio - 1) < 0.25 for ratio, _, _ in stats.values())  # He's E[z1^2] = 2 E[x^2], over 100 units
+assert stats["raw 0..255"][1] < 0.15  # raw pixels: chance
+assert stats["standardized"][2] < stats["[0, 1]"][2] and stats["standardized"][1] > stats["[0, 1]"][1]
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# *Answer.* $\mathbb E[x^2]$ is the squared mean plus the variance: about $0.47^2 + 0.25^2 \approx 0.29$ on $[0, 1]$,
+# $255^2$ times that (about 18,700) for raw pixels, and 1 standardized; the first layer's $\mathbb E[z_1^2]$ is twice
+# as much (printed: 38,040, 0.585 and 1.94, against $2\,\mathbb E[x^2]$ = 37,320, 0.574 and 2.01). Only the
+# standardized input has the scale He's derivation assumes, and only it learns well:
+#
+# - **Raw pixels** learn nothing. The first layer's gradient is 650 to 930 times larger than with the other inputs
+#   (3,160 against 3.38 and 4.84: it is proportional to $x$), so one step of $\eta = 0.01$ moves $W_1$ by 2.2 times
+#   its own norm. The loss jumps to about $10^6$ within the first ten steps (left); at the end all 100 hidden units
+#   are dead (not positive for any validation image), the network gives every image the same output, and the loss
+#   sits at $\ln 10$, the accuracy at chance.
+# - **$[0, 1]$** learns, but more slowly than standardized (validation accuracy 0.386 against 0.460 after 300 steps),
+#   and 37 of its 100 hidden units die. Its scale is only about 3.4 times below He's; the trouble is the mean. Every
+#   pixel is positive, so for one image all of a unit's weight changes $-\eta\,\delta_j x$ have the sign of
+#   $-\delta_j$: the weights of a unit can only rise together or fall together, and its weight vector turns by
+#   zigzagging (LeCun, Bottou, Orr & Müller, *Efficient BackProp*, 1998, section 4.3). And since any two images have
+#   a positive dot product $x \cdot x'$, a step taken for one image moves the unit's pre-activation in the same
+#   direction for *every* image: a few such steps can push it below 0 for all of them, and the unit is dead.
+# - **Standardized** inputs have mean 0, hence no common direction, and $\mathbb E[z_1^2] \approx 2$ as He's
+#   initialization assumes: the fastest learning, and no dead unit.
+#
+# The remedy is one line, `transforms.Normalize(mean, std)`, with the statistics of section 1.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 4. The fast path
 #
 # Each item of that `DataLoader` goes through Python one image at a time: index the uint8 array, build a PIL
-# image, `ToTensor`, `Normalize`, then collate 64 of them. For a small model the pipeline, not the network,
-# is what you wait for. The experiments therefore decode a whole split **once** into a normalized tensor on
-# the device (one vectorised operation, the same numbers) and let `TensorLoader` pick shuffled batches from it,
-# with the same semantics as a `DataLoader`: `len()` batches, a partial last batch unless `drop_last`, a new
-# seeded permutation every epoch.
+# image, `ToTensor`, `Normalize`, then collate 64 of them, at every epoch again. The experiments therefore decode a
+# whole split **once** into a normalized tensor on the device (one vectorised operation, the same numbers) and let
+# `TensorLoader` pick shuffled batches from it, with the same semantics as a `DataLoader`: `len()` batches, a
+# partial last batch unless `drop_last`, a new seeded permutation every epoch.
 
 # %% slideshow={"slide_type": "skip"}
 x_val, y_val = data.load_split_tensors("val", device=DEVICE)
@@ -178,36 +269,39 @@ fast = data.TensorLoader(x_val, y_val, batch_size=64, shuffle=True, seed=0)
 print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len(x_val) - 64 * (len(fast) - 1)}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# How much faster? Training the seed model of notebook 7 fed both ways, measured as images per second.
-# `python -m lecture_utils.bench` (or `make bench`) does it for a full 45,000-image epoch; here a shorter run.
-# The `DataLoader` uses `num_workers=2`, what you would pick on a 2-core laptop or Colab. Timings depend on
-# the machine, so this cell's numbers are not checked.
-#
-# > **Predict, then run.** On a CPU, where the model's own matrix products take time too, will the in-memory
-# > path be about 1.5, 5 or 50 times faster?
+# How much faster? The seed model of notebook 7 trained on the same 15,000 images fed both ways, measured as
+# images per second. A busy machine (a second notebook, another user) slows whichever side runs while it is busy,
+# so the two are measured **interleaved**: ten batches of one, ten of the other, each with its own clock
+# (`bench.interleaved`). The `DataLoader` runs in this process (`num_workers=0`), like the tensor path: each
+# side then computes on one core. Timings depend on the machine, so this cell's numbers are not checked.
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second: the torchvision DataLoader, which converts and normalizes one image at a time, reaches 2,043 images per second, and the in-memory tensors 11,552, about 5.7 times more. Preparing the whole split once as a tensor removes the data pipeline as the bottleneck on a CPU."}} anchor="pipeline-throughput" tags=["slides-output-only"]
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** Will the in-memory path train about 1.5, 5 or 50 times faster than the `DataLoader`?
+
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second, both pipelines measured interleaved on the same 15,000 images: the torchvision DataLoader, which converts and normalizes one image at a time, and the in-memory tensors, whose bar is longer, but by a factor of about two at most: on this CPU the model's own step takes about half of each batch's time, or more."}} anchor="pipeline-throughput" tags=["slides-output-only"]
 N_BENCH = config.pick(3_000, 15_000)
-rates = {
-    "DataLoader (ToTensor + Normalize per image)": bench.time_dataloader(DEVICE, workers=2, limit=N_BENCH),
-    "in-memory tensors (TensorLoader)": bench.time_tensors(DEVICE, limit=N_BENCH),
-}
-speedup = rates["in-memory tensors (TensorLoader)"] / rates["DataLoader (ToTensor + Normalize per image)"]
-print({k: round(v) for k, v in rates.items()})
-print(f"speedup: {speedup:.1f}x")
+timing = bench.interleaved(DEVICE, batch_size=64, workers=0, limit=N_BENCH)
+rates = {"DataLoader (ToTensor + Normalize per image)": timing["dataloader_img_s"],
+         "in-memory tensors (TensorLoader)": timing["tensor_img_s"]}  # fmt: skip
+print(f"{timing['images']:,} images each; images per second: DataLoader {timing['dataloader_img_s']:,.0f}, "
+      f"tensors {timing['tensor_img_s']:,.0f}; speedup {timing['speedup']:.1f}x")  # fmt: skip
+print(f"per batch of 64: DataLoader {timing['dataloader_ms_per_batch']:.1f} ms, tensors {timing['tensor_ms_per_batch']:.1f} ms")
 figures.plot_throughput(rates)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* Several times faster on this machine's CPU (read the printed speedup): the DataLoader spends most of
-# its time turning one image at a time into a PIL image and back, while the tensor path only indexes. The
-# gap is not larger because on a CPU the seed model's own matrix products (about 2 ms per batch of 64) take
-# a good part of each step. On a GPU the gap grows, since the images never leave the device and the
-# per-image Python work disappears entirely.
+# *Answer.* About 1.5 to 2, not 5 or 50: on this 2-core machine the printed speedup was between 1.3 and 2.0 in our
+# runs (alone and next to another notebook, on CIFAR-10 and on the synthetic data). The times per batch say why. The
+# tensor path's time is almost all the model's own step (forward, backward and update of a $3072 \times 100$ layer);
+# the `DataLoader` adds its per-image work (a PIL image, `ToTensor`, `Normalize`, collate), the difference of the two
+# times, and on this CPU that work costs about as much as the model's step or less, so removing it can hardly more
+# than double the speed. On a GPU the model's step becomes much cheaper
+# while the per-image work stays on the CPU, so there the gap grows (not measured in this lecture).
 #
 # The tensor path is what the rest of the lecture uses: `data.load_split_tensors(split, device)` and
 # `data.TensorLoader(x, y, batch_size, shuffle=True, seed=0)`.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: merge two partial statistics
 #
 # The heart of `data.channel_stats` is the merge of two partial results. Write `merge(a, b)` that combines

@@ -22,14 +22,18 @@
 # explodes. This notebook trains a real network on CIFAR-10 and shows the *remedies* at work:
 #
 # 1. **Batch normalization** (Ioffe & Szegedy, 2015; Prince, *Understanding Deep Learning*, §11.4), written out in
-#    four lines and checked against `nn.BatchNorm1d`.
+#    four lines and checked against `nn.BatchNorm1d`; the same for convolutions (`nn.BatchNorm2d`), and a word on
+#    LayerNorm.
 # 2. **The training loop**, written out: SGD with momentum, `ReduceLROnPlateau`, a checkpoint every epoch, a crash,
 #    and a resume that continues exactly where the run stopped.
-# 3. What BatchNorm buys: a 50 times larger learning rate; what it does to a unit's input distribution (Ioffe &
-#    Szegedy's Figure 1) and why it helps (not quite the reason the paper gave); the rescue of a bad
-#    initialization; the `train()`/`eval()` pitfall.
-# 4. **Gradient clipping** as a guard against a burst of large gradients.
-# 5. TensorBoard, and the test result.
+# 3. What BatchNorm buys: a learning rate at which the same network without it blows up; what it does to a unit's
+#    input distribution (Ioffe & Szegedy's Figure 1), and two explanations of why it helps that are not the
+#    paper's headline one: the scale invariance of the paper's own section 3.3, and the smoother loss of
+#    Santurkar et al. (2018).
+# 4. The rescue of a bad initialization.
+# 5. The `train()`/`eval()` pitfall.
+# 6. **Gradient clipping**, written into the loop, as a guard against a burst of large gradients.
+# 7. TensorBoard, and the test result.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -104,7 +108,8 @@ def train_loader(seed: int = 0):
 #   \hat z_{bj} = \frac{z_{bj} - \mu_j}{\sqrt{\sigma_j^2 + \epsilon}},\qquad y_{bj} = \gamma_j \hat z_{bj} + \beta_j.$$
 # It also keeps running averages of $\mu$ and $\sigma^2$ (momentum 0.1, the *unbiased* variance) for evaluation,
 # where every example is normalized on its own with those fixed statistics.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Feed a batch whose features have mean 5 and standard deviation 30. What are the mean
 # > and standard deviation of each output feature at initialization ($\gamma = 1$, $\beta = 0$)?
 
@@ -129,19 +134,88 @@ assert torch.allclose(out, reference, atol=1e-5)
 assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0, unbiased=True), atol=1e-4)
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* Mean 0 and standard deviation 1 for every feature, whatever came in: the layer undoes the scale and
-# the shift of its input. That is why it "rescues" a bad initialization (section 4), and it is also why it makes the
-# output of the layer *before* it independent of that layer's weight scale: $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$.
+# *Answer.* Mean 0 and standard deviation 1 for every feature, whatever came in (the printed ranges): the layer
+# undoes the scale and the shift of its input. That is why it "rescues" a bad initialization (section 4), and it is
+# also why it makes the output of the layer *before* it independent of that layer's weight scale:
+# $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$ (section 3).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### BatchNorm for convolutions, and LayerNorm
 #
+# A convolutional layer's output has shape $(N, C, H, W)$: $C$ channels, each a map of $H \times W$ positions. The
+# same filter made every value of a channel, at every position, so `BatchNorm2d` treats all of them as samples of
+# one feature: one mean and one variance **per channel**, over the batch *and* the positions, and one $\gamma_c$,
+# $\beta_c$ per channel (Ioffe & Szegedy, section 3.2):
+# $$\mu_c = \frac{1}{NHW}\sum_{n,h,w} z_{nchw},\qquad \sigma_c^2 = \frac{1}{NHW}\sum_{n,h,w} (z_{nchw} - \mu_c)^2,\qquad
+#   y_{nchw} = \gamma_c\,\frac{z_{nchw} - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}} + \beta_c.$$
+# **LayerNorm** (Ba, Kiros & Hinton, 2016) takes the other axis: one mean and one variance **per example**, over
+# its features (here all $C \times H \times W$ values of one image).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** A batch of 8 feature maps with 16 channels of $10 \times 10$ positions, each channel with
+# > its own offset and scale, and each image with its own brightness. How many means does `BatchNorm2d` compute, each
+# > over how many numbers? And LayerNorm? After each, which standard deviations are exactly 1: those of the channels,
+# > or those of the images? If image 0 shares its batch with 1 other image instead of 7, does its output change?
+
+# %% anchor="bn2d" mystnb={"image": {"alt": "Two panels of standard deviations on a log scale for a batch of 8 feature maps with 16 channels of 10 by 10: per channel, over the batch and the positions (left), and per image, over the channels and positions (right), for the input, after BatchNorm2d and after LayerNorm. The input's channels range from about 0.1 to 40. BatchNorm2d sets every channel to 1 but leaves the images between about 0.4 and 1.5; LayerNorm sets every image to 1 but leaves the channels unequal: each normalizes along its own axis."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+g = config.rng(0, "bn2d demo")
+scale_c = torch.logspace(-1, 1.5, 16).view(1, 16, 1, 1)  # channel scales 0.1 .. 32
+shift_c = 10 * torch.randn(1, 16, 1, 1, generator=g)
+brightness_n = torch.linspace(0.5, 2.0, 8).view(8, 1, 1, 1)  # one factor per image
+z4 = shift_c + scale_c * brightness_n * torch.randn(8, 16, 10, 10, generator=g)  # (N, C, H, W)
+
+mu_c = z4.mean(dim=(0, 2, 3), keepdim=True)  # BatchNorm2d: per channel, over N, H and W
+var_c = z4.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+ours_bn = (z4 - mu_c) / torch.sqrt(var_c + eps)  # times gamma_c, plus beta_c: 1 and 0 at initialization
+
+mu_n = z4.mean(dim=(1, 2, 3), keepdim=True)  # LayerNorm: per example, over C, H and W
+var_n = z4.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+ours_ln = (z4 - mu_n) / torch.sqrt(var_n + eps)
+
+bn2d, ln = nn.BatchNorm2d(16), nn.LayerNorm([16, 10, 10])  # training mode, gamma = 1, beta = 0
+with torch.no_grad():
+    ref_bn, ref_ln = bn2d(z4), ln(z4)
+    running_var = bn2d.running_var.clone()  # 0.9 * 1 + 0.1 * the unbiased variance over N x H x W = 800 values
+    alone_bn, alone_ln = bn2d(z4[:2])[0], ln(z4[:2])[0]  # image 0 in a batch of 2 instead of 8
+print(f"BatchNorm2d: {mu_c.numel()} means, each over {z4.numel() // mu_c.numel()} numbers; "
+      f"LayerNorm: {mu_n.numel()} means, each over {z4.numel() // mu_n.numel()} numbers")
+print(f"ours vs nn.BatchNorm2d: max difference {float((ours_bn - ref_bn).abs().max()):.1e}; "
+      f"ours vs nn.LayerNorm: {float((ours_ln - ref_ln).abs().max()):.1e}")
+print(f"image 0 in a batch of 2 instead of 8 changes by: "
+      f"BatchNorm2d {float((alone_bn - ref_bn[0]).abs().max()):.2f}, LayerNorm {float((alone_ln - ref_ln[0]).abs().max()):.1e}")
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+figures.plot_spreads({"input": z4, "BatchNorm2d": ours_bn, "LayerNorm": ours_ln}, axes=axes)
+plt.show()
+assert torch.allclose(ours_bn, ref_bn, atol=1e-4) and torch.allclose(ours_ln, ref_ln, atol=1e-4)
+assert torch.allclose(running_var, 0.9 + 0.1 * z4.var(dim=(0, 2, 3), unbiased=True), rtol=1e-4)
+assert torch.allclose(alone_ln, ref_ln[0], atol=1e-5) and not torch.allclose(alone_bn, ref_bn[0], atol=1e-2)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# *Answer.* `BatchNorm2d` computes 16 means, one per channel, each over
+# $N \times H \times W = 8 \times 10 \times 10 = 800$ numbers; LayerNorm 8, one per image, each over
+# $C \times H \times W = 1{,}600$. Each sets the standard deviation of
+# its own axis to 1 and leaves the other alone (the figure): after `BatchNorm2d` every channel has standard deviation
+# 1 (left) while the images still differ (right: their brightness survives); after LayerNorm every image has
+# standard deviation 1 while the channels still differ. Our lines match `nn.BatchNorm2d` and `nn.LayerNorm` to
+# float32 rounding (the printed differences). In a batch of 2 instead of 8, image 0's `BatchNorm2d` output changes
+# (by up to the printed 1.39): its statistics are the batch's. Its LayerNorm output does not change at all:
+# LayerNorm uses no batch statistics, so an example's output never depends on the others in its batch, and training
+# and evaluation compute the same thing. It is the normalization of Transformers.
+#
+# In a CNN, `BatchNorm2d` sits where `BatchNorm1d` sits in the seed model: between a convolution (without bias:
+# $\beta_c$ replaces it) and its ReLU, `Conv2d(..., bias=False) → BatchNorm2d → ReLU`.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The training loop, written out
 #
 # The lecture's seed model: `Flatten → Linear(3072, 100, bias=False) → BatchNorm1d(100) → ReLU → Linear(100, 10)`,
 # He-uniform weights. Cross-entropy loss; SGD with momentum ($v \leftarrow 0.9\,v + g$, $w \leftarrow w - \eta\,v$);
 # `ReduceLROnPlateau` divides the learning rate $\eta$ by 10 when the validation loss has not improved by at least 1%
-# since its best (`patience=0`: at once). We use $\eta = 0.05$; section 3 explains why a plain network could not.
+# since its best (`patience=0`: at once). We use $\eta = 0.05$ (section 3 asks what it does without BatchNorm).
 # Validation runs in `model.eval()` under `torch.no_grad()`. After every epoch a checkpoint is written, atomically:
 # a crash while writing leaves the previous one intact (`lecture_utils.checkpoints`).
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Before any training, what should the loss of a 10-class classifier be? Will this one
 # > be above or below that value (notebook 5, section 2)?
 
@@ -182,8 +256,10 @@ def run_epochs(model, opt, sched, batches, first_epoch, history, crash_at=None):
 
 model, opt, sched, batches = new_run()
 with torch.no_grad():  # on a copy: a forward pass in train() mode would update BatchNorm's running averages
-    initial = F.cross_entropy(copy.deepcopy(model)(x_train[:2000]), y_train[:2000]).item()
-print(f"initial loss {initial:.3f} (ln 10 = {math.log(10):.3f})")
+    logits = copy.deepcopy(model)(x_train[:2000])
+    initial = F.cross_entropy(logits, y_train[:2000]).item()
+print(f"initial loss {initial:.3f} (ln 10 = {math.log(10):.3f}); "
+      f"the logits' standard deviation {float(logits.std()):.2f}")
 history = []
 try:
     run_epochs(model, opt, sched, batches, 1, history, crash_at=(EPOCHS - 2, 100))
@@ -191,8 +267,9 @@ except KeyboardInterrupt as err:
     print(f"-- {err}: the process is gone, the checkpoint of epoch {history[-1]['epoch']} is on disk --")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* $\ln 10 \approx 2.30$ would be an honest start; this model starts somewhat above it: He's head gives
-# logits of standard deviation about 1, a mildly confident guess (notebook 5 scales the head down to fix that).
+# *Answer.* $\ln 10 \approx 2.30$ would be an honest start; this model starts above it (the printed initial loss):
+# He's head gives logits of standard deviation about 1 (printed), a mildly confident guess (notebook 5 scales the head
+# down to fix that).
 #
 # The crash lost the epoch in progress. A new process rebuilds everything from scratch (other random states,
 # on purpose), loads the checkpoint, which restores the weights, the optimizer's momentum, the scheduler, every
@@ -231,17 +308,20 @@ assert same and [h["val_loss"] for h in history] == bn_run.column("val_loss")
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The scheduler fired when the validation loss stopped improving by 1% (the learning-rate column), and the run
 # that crashed ends exactly where the uninterrupted one does.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. What BatchNorm buys
 #
-# ### A much larger learning rate
+# ### A larger learning rate
 #
-# Ioffe & Szegedy's practical claim was that BatchNorm lets you train with much higher learning rates. The same
-# model without BatchNorm (a bias in its first layer instead), at the same $\eta = 0.05$, and at $\eta = 0.01$:
-#
+# Ioffe & Szegedy's practical claim was that BatchNorm lets you train with much higher learning rates (their section
+# 3.3). The same model without BatchNorm (a bias in its first layer instead), at the same $\eta = 0.05$, and at
+# $\eta = 0.01$, five times smaller:
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Without BatchNorm at $\eta = 0.05$: does the network train, stall, or blow up?
 
-# %% anchor="bn-vs-plain" mystnb={"image": {"alt": "Two panels over 6 epochs on CIFAR-10: validation accuracy (left, chance at 0.1) and validation loss on a log scale (right) for the seed model with BatchNorm at learning rate 0.05 and without BatchNorm at 0.05 and at 0.01. With BatchNorm the model reaches about 53% accuracy; without it, at the same learning rate, the loss explodes to about 1e25 and accuracy stays below 27%, while the smaller rate 0.01 learns almost as well as BatchNorm: BatchNorm lets the network tolerate the larger step."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="bn-vs-plain" mystnb={"image": {"alt": "Two panels over 6 epochs on CIFAR-10: validation accuracy (left, chance at 0.1) and validation loss on a log scale (right) for the seed model with BatchNorm at learning rate 0.05 and without BatchNorm at 0.05 and at 0.01. With BatchNorm the model reaches about 53% accuracy; without it, at the same learning rate, the validation loss explodes to about 1e14 after one epoch and 1e29 after two and accuracy stays below 27%, while the five times smaller rate 0.01 learns almost as well as BatchNorm: BatchNorm lets the network tolerate the larger step."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 plain_runs = {}
 for lr in (0.05, 0.01):
     config.seed_everything(0)
@@ -260,11 +340,13 @@ for label, run in runs.items():
 assert plain_runs[0.05].column("val_loss")[-1] > 2 * bn_run.column("val_loss")[-1]
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* It blows up: the validation loss of the plain network reaches astronomical values within the first
-# epoch and its accuracy never recovers, while the BatchNorm network trains at the same learning rate. At
-# $\eta = 0.01$ the plain network trains too, to about the same accuracy as BatchNorm's run at 0.05: in a
-# network this shallow, BatchNorm's gift is the freedom to choose a large step, not a better final accuracy.
-#
+# *Answer.* It blows up: the plain network's validation loss is about $10^{14}$ after the first epoch and $10^{29}$
+# after the second (the right panel; it stays finite, so the run goes on, and ends at the printed $2 \cdot 10^{26}$),
+# and its accuracy never exceeds 27%, while the BatchNorm network trains at the same learning rate, to 53%. At
+# $\eta = 0.01$, five times smaller, the plain network trains too, to about the same accuracy (0.524 against 0.532):
+# in a network this shallow, BatchNorm buys the freedom to take a larger step, not a better final accuracy.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A unit's input over training: Ioffe & Szegedy's Figure 1
 #
 # The paper's own experiment: three hidden layers of 100 **sigmoid** units, with and without BatchNorm. A
@@ -272,6 +354,10 @@ assert plain_runs[0.05].column("val_loss")[-1] > 2 * bn_run.column("val_loss")[-
 # percentiles of its input to the sigmoid over a fixed set of 1,000 validation images. The paper's argument:
 # without BatchNorm this distribution keeps moving as the layers below change ("internal covariate shift"), and
 # fixing it is why BatchNorm works.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** With BatchNorm in front of the sigmoid, does the distribution of the unit's input stop
+# > moving during training?
 
 # %% anchor="bn-covariate-shift" mystnb={"image": {"alt": "Two panels after Ioffe and Szegedy's Figure 1: the 15th, 50th and 85th percentiles of the input to one sigmoid unit of layer 3 over 1,400 training steps, without BatchNorm (left) and with it (right). The distribution moves during training in both networks, downward by about two units without BatchNorm and by less than one unit with it: BatchNorm does not stop the input distribution of a layer from shifting, so removing covariate shift cannot be why it helps."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 FIG1_EPOCHS, EVERY = 2, config.pick(20, 50)
@@ -292,23 +378,29 @@ for label, rec in fig1.items():
 assert fig1_runs["with BatchNorm"].column("val_acc")[-1] > fig1_runs["without BatchNorm"].column("val_acc")[-1]
 
 # %% [markdown] anchor="bn-covariate-shift-answer" slideshow={"slide_type": "subslide"}
-# What the run shows: **both** distributions move. Without BatchNorm the unit's input jumps within the first few
-# hundred steps from about $-0.6$ to about $-2.5$, deep in the sigmoid's tail ($\sigma'(-2.5) \approx 0.07$), and
-# wanders there; with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$ learn, less than half
-# as far by the end (the printed medians). The BatchNorm network learns faster. So "BatchNorm holds each layer's input
-# distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch normalization help
-# optimization?*) showed that it is not why BatchNorm helps: they injected random shifts *after* every BatchNorm
-# layer, so that the inputs moved more than without it, and training was still as fast. Their explanation is one
-# this notebook can check: BatchNorm makes the loss better behaved in the weights, and in particular
-# **scale-invariant**:
-#
+# *Answer.* No: **both** distributions move. Without BatchNorm the unit's input falls within the first 500 steps
+# from $-0.6$ to about $-2.2$ and keeps sinking, to $-2.7$ at the end (the printed medians), deep in the sigmoid's
+# tail ($\sigma'(-2.7) \approx 0.06$); with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$
+# learn, less than half as far by the end (0.87 against 2.24). The BatchNorm network learns faster. So "BatchNorm
+# holds each layer's input distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch
+# normalization help optimization?*) showed that it is not why BatchNorm helps: they added random noise of non-zero
+# mean and non-unit variance, drawn anew at every step, *after* every BatchNorm layer, so that the inputs moved more
+# than without BatchNorm, and training was still about as fast. Their explanation is another one: BatchNorm makes
+# the loss landscape **smoother**. The loss and its gradient change less from one point to the next (smaller
+# Lipschitz constants, which they bound and measure along the training path), so the gradient stays predictive over
+# a longer step, and larger steps are safe. This notebook does not measure that.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Scale invariance: why a bad scale no longer explodes, and why it still slows learning
 #
-# Multiply the weights in front of a BatchNorm layer by $c > 0$: the normalization divides $c$ out,
+# What we can check is the mechanism Ioffe & Szegedy themselves gave for the larger learning rates, in their
+# section 3.3. Multiply the weights in front of a BatchNorm layer by $c > 0$: the normalization divides $c$ out,
 # $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$, so the output does not change, and the gradient with respect to $W$ is
 # $1/c$ times smaller ($\partial L/\partial(cW) = \frac1c\,\partial L/\partial W$). A step of SGD moves $W$ by
-# $\eta\,\|\nabla\|/c$ while $\|W\|$ grew by $c$: the **relative** step $\|\Delta W\|/\|W\|$ shrinks as $1/c^2$. Too-large
-# weights stop exploding, but they learn slowly; too-small weights take relatively large steps. Both facts, checked:
+# $\eta\,\|\nabla\|/c$ while $\|W\|$ grew by $c$: the **relative** step $\|\Delta W\|/\|W\|$ shrinks as $1/c^2$.
+# Too-large weights stop exploding, but they learn slowly; too-small weights take relatively large steps ("larger
+# weights lead to smaller gradients, and Batch Normalization will stabilize the parameter growth", in their words).
+# Both facts, checked:
 
 # %% slideshow={"slide_type": "skip"}
 config.seed_everything(0)
@@ -343,50 +435,71 @@ ax.axhline(-3, color="gray", ls=":", label="-3 (Karpathy's rule of thumb)")
 figures.finish(ax, "Update-to-data ratio, BatchNorm run", "SGD step", r"$\log_{10}$ std($\Delta W$) / std($W$)")
 plt.show()
 print(f"median log10 ratio per epoch, fc1: {[round(float(np.median(r)), 2) for r in np.array_split(ratios[:, 0], EPOCHS)]}")
+config.seed_everything(0)  # the same draw as the run's initial weights
+print(f"||W_fc1||: {float(models.seed_model(batchnorm=True).fc1.weight.detach().norm()):.2f} at initialization, "
+      f"{float(bn_model.fc1.weight.detach().norm()):.2f} after training")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# At $\eta = 0.05$ this run learns fast, with ratios around $-2.3$ (above the rule of thumb: large steps, which
-# BatchNorm tolerates); the scheduler's drop shows as a step down by one decade. Before it, the first layer's ratio
-# creeps down on its own: its weights grow during training, and by the $1/c^2$ law each step becomes relatively
-# smaller, an automatic learning-rate decay that BatchNorm's scale invariance builds in.
-#
+# At $\eta = 0.05$ this run learns fast, with ratios above the rule of thumb (the median of fc1 is $-2.29$ in the
+# first epoch): large steps, which BatchNorm tolerates. The scheduler's division of the learning rate by 10 shows as a
+# step down by one decade, to $-3.46$. Before it, both ratios creep down, the head's more than fc1's: the weights
+# grow (fc1's norm from 14.1 to 27.3, printed) and the steps do not grow with them. For fc1, in front of BatchNorm,
+# that is the $1/c^2$ law at work ("larger weights lead to smaller gradients"): a learning-rate decay that scale
+# invariance builds in.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. BatchNorm rescues a bad initialization
 #
 # Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
 # $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
-# $\sigma^2 = 10^{2}$ (far above): each layer multiplies the activation variance by
-# $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, by 0.005 (the signal vanishes) or by 5000 (it explodes). Then add
-# BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
-#
-# > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail?
+# $\sigma^2 = 10^{2}$ (far above); notebook 3's factor per layer, $\tfrac12\,\text{fan}_\text{in}\,\sigma^2$, tells
+# what the forward signal does. Then add BatchNorm after every Linear layer. (`init_module_(..., skip_last=True)` leaves the classifier head He-initialized.)
+# For reference, the same plain network with He's initialization throughout, at the same learning rate (SGD,
+# $\eta = 10^{-3}$, momentum 0.9, two epochs).
 
-# %% anchor="bn-rescue" mystnb={"image": {"alt": "Validation accuracy over 2 epochs of a network with 4 hidden layers whose hidden weights start at variance 1e-4 or 100, plain and with BatchNorm, with chance at 0.1. Both plain networks fail: at 1e-4 it stays at chance and at 100 it diverges (no curve). With BatchNorm the same weights learn, to about 49% from 1e-4 and 22% from 100: BatchNorm rescues a far too small or far too large initialization."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
-DEEP_EPOCHS = 2
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail? Do the rescued
+# > ones learn as well as the He-initialized network?
+
+# %% anchor="bn-rescue" mystnb={"image": {"alt": "Validation accuracy over 1,400 SGD steps (two epochs) of a network with 4 hidden layers whose hidden weights start at variance 1e-4 or 100, plain and with BatchNorm, next to the same plain network with He's initialization (dashed gray), with chance at 0.1. Both plain networks fail: at 1e-4 it stays at chance and at 100 it diverges within three steps (no curve). With BatchNorm the same weights learn: from 1e-4 to 49%, above the He network's 45%, and from 100 slowly, to 22%: BatchNorm rescues a far too small or far too large initial scale, though the large one learns slowly."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+DEEP_EPOCHS, EVAL_EVERY = 2, config.pick(50, 100)
 rescue = {}
-for var in (1e-4, 1e2):
-    for bn in (False, True):
-        label = f"{'BatchNorm' if bn else 'plain'}, sigma^2 = {var:g}"
+for var in (1e-4, 1e2, None):  # None: He's initialization, the reference
+    for bn in (False, True) if var else (False,):
+        label = f"{'BatchNorm' if bn else 'plain'}, sigma^2 = {var:g}" if var else "plain, He (reference)"
         config.seed_everything(0)
         deep = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, batchnorm=bn, flatten=True)
-        init.init_module_(deep.to(DEVICE), "normal", std=math.sqrt(var), skip_last=True)  # N(0, var): std = sqrt(var)
-        rescue[label] = train.fit(deep, train_loader(0), val_loader, epochs=DEEP_EPOCHS, lr=1e-3,
-                                  callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
-        print(f"{label:>27}: val acc {[round(a, 3) for a in rescue[label].column('val_acc')]}, {rescue[label].where()}")
-figures.plot_curves(rescue, "val_acc", x="epoch", chance=0.1,
-                    title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")
+        if var:  # N(0, var) hidden weights: std = sqrt(var)
+            init.init_module_(deep.to(DEVICE), "normal", std=math.sqrt(var), skip_last=True)
+        rescue[label] = train.fit(deep.to(DEVICE), train_loader(0), val_loader, epochs=DEEP_EPOCHS, lr=1e-3,
+                                  callbacks=[train.DivergenceGuard(stop=True),
+                                             train.Evaluate(every=EVAL_EVERY)])  # fmt: skip
+        run = rescue[label]
+        result = run.where() if run.diverged else f"val acc {run.column('val_acc')[-1]:.3f} after {run.steps_done} steps"
+        print(f"{label:>27}: {result}")
+figures.plot_curves(rescue, "val_acc", chance=0.1, styles={"plain, He (reference)": {"color": "gray", "ls": "--"}},
+                    title="4 hidden layers, hidden weights N(0, sigma^2): plain vs BatchNorm")  # fmt: skip
 plt.show()
 acc = {k: r.column("val_acc")[-1] if r.evals else float("nan") for k, r in rescue.items()}
 assert acc["plain, sigma^2 = 0.0001"] < 0.15 and acc["BatchNorm, sigma^2 = 0.0001"] > 0.2  # vanished; rescued
 assert rescue["plain, sigma^2 = 100"].diverged and not rescue["BatchNorm, sigma^2 = 100"].diverged
+assert acc["BatchNorm, sigma^2 = 0.0001"] > acc["plain, He (reference)"] - 0.02  # as well as a good one, or better
+assert acc["BatchNorm, sigma^2 = 100"] < acc["plain, He (reference)"] - 0.05  # the large one learns slowly
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* The plain network fails both ways: at $\sigma^2 = 10^{-4}$ the signal vanishes and it never leaves
-# chance; at $\sigma^2 = 10^2$ the activations overflow within a few steps (the run names the step and the layer).
-# With BatchNorm the small initialization trains as well as a good one; the large one no longer diverges but learns
-# slowly, because its relative steps are $1/c^2$ smaller, exactly the scale invariance measured above. BatchNorm
-# fixes the forward signal; a sensible initialization (or a learning rate matched to the weight scale) is still
-# needed for a reasonable step size.
-#
+# *Answer.* The plain network fails both ways. Each layer of width 100 multiplies the activation variance by
+# $\tfrac12 \cdot 100 \cdot \sigma^2$: by 0.005 at $\sigma^2 = 10^{-4}$, where the signal vanishes and the network
+# never leaves chance (0.093), and by 5000 at $\sigma^2 = 10^2$, where the activations overflow at step 3 (the run
+# names the layer). With BatchNorm
+# both train. From $\sigma^2 = 10^{-4}$ the network learns as well as the He-initialized one, better even (0.486
+# against 0.446 after two epochs). A likely reason is the $1/c^2$ law: in the layers of width 100 its weights are 14
+# times smaller than He's (standard deviation 0.01 against $\sqrt{2/100} = 0.14$), so its relative steps are about
+# 200 times larger, and at this small learning rate larger steps are welcome. From $\sigma^2 = 10^2$ it no longer
+# diverges but learns slowly (0.223): weights 70 times larger than He's, relative steps about 5,000 times smaller.
+# BatchNorm fixes the forward signal; the initial scale (or a learning rate matched to it) still sets the size of the
+# steps.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. The classic pitfall: `train()` vs `eval()`
 #
 # In training mode BatchNorm normalizes with the statistics of the *current batch*, so an image's output depends on
@@ -394,7 +507,7 @@ assert rescue["plain, sigma^2 = 100"].diverged and not rescue["BatchNorm, sigma^
 # and each image is treated on its own. Forget `model.eval()` before evaluating and you get batch-dependent,
 # usually worse, predictions (and you silently change the running averages).
 
-# %% anchor="bn-train-vs-eval" mystnb={"image": {"alt": "Grouped bar chart of the ten class logits of one test image given by the trained BatchNorm model in eval() mode and in train() mode within two different batches. The three sets of bars differ, by up to about 1.3 on the dog logit: in training mode BatchNorm normalizes with the batch's statistics, so an image's prediction depends on the other images in its batch, which is why evaluation uses eval() and the running averages."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="bn-train-vs-eval" mystnb={"image": {"alt": "Grouped bar chart of the ten class logits of one test image given by the trained BatchNorm model in eval() mode and in train() mode within two different batches. The three sets of bars differ, by more than 1 on the cat and dog logits: in training mode BatchNorm normalizes with the batch's statistics, so an image's prediction depends on the other images in its batch, which is why evaluation uses eval() and the running averages."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 probe = copy.deepcopy(bn_model)  # a copy: train-mode forward passes would update the running statistics
 img = x_test[:1]
 batch_a, batch_b = torch.cat([img, x_test[1:32]]), torch.cat([img, x_test[32:63]])
@@ -430,55 +543,91 @@ assert acc_train < acc_eval
 #
 # A setting that diverges without it: a deep *linear* network (four hidden layers of 100 units, Xavier
 # initialization) at a learning rate of 0.05. Linear layers cannot saturate or die, so an early overshoot feeds on
-# itself. A callback records, before clipping, how many gradient components exceed $c$ at each step.
-#
-# > **Predict, then run.** With $m = 10$, will clipping by norm act at every step, or only now and then?
+# itself. Clipping is one line in the loop of section 2, between `backward()`, which computes the gradients, and
+# `step()`, which uses them: `torch.nn.utils.clip_grad_norm_` (it returns the norm *before* clipping, which we log)
+# or `torch.nn.utils.clip_grad_value_`. One epoch of each, from the same initial weights and the same batches.
 
-# %% anchor="clipping" mystnb={"image": {"alt": "Two panels for a deep linear network at learning rate 0.05: training loss on a log scale (left) and the gradient norm before clipping (right) over 700 SGD steps, without clipping, clipping by norm 10 and clipping by value 0.01. Without clipping the gradient norm jumps to about 1e10 in the first steps and the run diverges (red x); with either kind of clipping the first burst is cut, the loss settles near 2 and the gradient norm stays around 1 to 10: clipping guards against bursts rather than acting at every step."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
-class ClipCount:
-    """Per step: the fraction of gradient components with |g_i| > c, before clipping (an after_backward callback)."""
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** With $m = 10$, will clipping by norm act at every step, or only now and then? And clipping
+# > by value with $c = 0.01$?
 
-    def __init__(self, c):
-        self.c, self.fractions = c, []
-
-    def after_backward(self, fit):
-        g = torch.cat([p.grad.flatten() for p in fit.model.parameters() if p.grad is not None])
-        self.fractions.append(float((g.abs() > self.c).float().mean()))
-
-
+# %% anchor="clipping" mystnb={"image": {"alt": "Two panels for a deep linear network at learning rate 0.05 over one epoch of 704 SGD steps: the training loss on a log scale (left) and the gradient norm before clipping (right), without clipping and with clipping by norm at 10 or by value at 0.01 written into the training loop. Without clipping the gradient norm grows from 20 to about 1e10 within seven steps and the run diverges (red x). With either clipping the norm stays between about 10 and 40 for the first hundred steps, then falls below the threshold of 10 and stays between 1 and 5 while the loss settles near 2: clipping by norm acts only in the early burst."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 CLIP_EPOCHS, C_VALUE, M_NORM = config.pick(2, 1), 0.01, 10.0  # quick mode: 2 epochs of fewer images
-counter = ClipCount(C_VALUE)
-clip_setups = {"no clipping": [], f"clip by norm, m = {M_NORM:g}": [train.Clip(norm=M_NORM)],
-               f"clip by value, c = {C_VALUE:g}": [train.Clip(value=C_VALUE), counter]}  # fmt: skip
-clip_runs = {}
-for label, callbacks in clip_setups.items():
+
+
+def linear_net():
+    """The deep linear network, drawn from seed 0: the same initial weights at every call."""
     config.seed_everything(0)
-    linear_net = models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, activation="linear",
-                                 init="xavier", flatten=True).to(DEVICE)  # fmt: skip
-    clip_runs[label] = train.fit(linear_net, train_loader(0), val_loader, epochs=CLIP_EPOCHS, lr=0.05,
-                                 callbacks=[*callbacks, train.DivergenceGuard(stop=True)])  # fmt: skip
+    return models.deep_mlp(4, 100, in_features=3 * 32 * 32, out_features=10, activation="linear", init="xavier",
+                           flatten=True).to(DEVICE)  # fmt: skip
+
+
+def train_clipped(clip):
+    """Section 2's loop with clipping by 'norm' or 'value' between backward() and step(); per step, the loss, the
+    gradient norm before clipping, and whether clipping changed anything."""
+    model, batches = linear_net(), train_loader(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses, norms, acted = [], [], []
+    for _ in range(CLIP_EPOCHS):
+        for xb, yb in batches:
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            if clip == "norm":  # g <- g m / ||g|| when ||g|| > m
+                norm = float(nn.utils.clip_grad_norm_(model.parameters(), max_norm=M_NORM))
+                acted.append(norm > M_NORM)
+            else:  # g_i <- max(-c, min(c, g_i)), every component
+                norm = train.grad_norm(model.parameters())
+                acted.append(any(bool((p.grad.abs() > C_VALUE).any()) for p in model.parameters()))
+                nn.utils.clip_grad_value_(model.parameters(), clip_value=C_VALUE)
+            opt.step()
+            losses.append(loss.item())
+            norms.append(norm)
+    return model, train.Run(step_loss=losses, grad_norm=norms), np.array(acted)
+
+
+labels = {"norm": f"clip by norm, m = {M_NORM:g}", "value": f"clip by value, c = {C_VALUE:g}"}
+clip_runs, clip_models, acted = {}, {}, {}
+clip_runs["no clipping"] = train.fit(linear_net(), train_loader(0), val_loader, epochs=CLIP_EPOCHS, lr=0.05,
+                                     callbacks=[train.DivergenceGuard(stop=True)])  # fmt: skip
+for clip, label in labels.items():
+    clip_models[clip], clip_runs[label], acted[clip] = train_clipped(clip)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
 figures.plot_curves(clip_runs, "loss", ax=axes[0], logy=True, ymax=1e3, title="Deep linear network, lr 0.05: training loss")
 figures.plot_grad_norms(clip_runs, clip_norm=M_NORM, ax=axes[1])
 plt.show()
-norm_run = clip_runs[f"clip by norm, m = {M_NORM:g}"]
-clipped = np.nonzero(np.array(norm_run.grad_norm) > M_NORM)[0] + 1
-for label, run in clip_runs.items():
-    print(f"{label:>22}: {run.where() if run.diverged else 'val acc ' + str([round(a, 3) for a in run.column('val_acc')])}")
-print(f"clipping by norm acted at {len(clipped)} of {norm_run.steps_done} steps (steps {clipped.min()}..{clipped.max()}); "
-      f"clipping by value changed some component at {np.mean(np.array(counter.fractions) > 0):.0%} of the steps")
+print(f"no clipping: {clip_runs['no clipping'].where()}")
+for clip, model in clip_models.items():
+    steps = np.nonzero(acted[clip])[0] + 1
+    print(f"clip by {clip:>5}: acted at {len(steps)} of {len(acted[clip])} steps (steps {steps.min()}..{steps.max()}); "
+          f"val acc at the end {train.evaluate(model, val_loader)[1]:.3f}")  # fmt: skip
+# The library's form, train.Clip in train.fit: the same loop, so the same numbers, bit for bit
+for clip, kwargs in (("norm", {"norm": M_NORM}), ("value", {"value": C_VALUE})):
+    library_model = linear_net()
+    library = train.fit(library_model, train_loader(0), val_loader, epochs=CLIP_EPOCHS, lr=0.05,
+                        callbacks=[train.Clip(**kwargs)])  # fmt: skip
+    pairs = zip(library_model.parameters(), clip_models[clip].parameters(), strict=True)
+    same_weights = all(torch.equal(a, b) for a, b in pairs)
+    same_losses = library.step_loss == clip_runs[labels[clip]].step_loss
+    print(f"train.Clip({clip}=...) in train.fit vs the loop: the same loss at every step {same_losses}, "
+          f"the same weights {same_weights}")  # fmt: skip
+    assert same_losses and same_weights
 assert clip_runs["no clipping"].diverged
-assert all(not r.diverged and r.column("val_acc")[-1] > 0.2 for k, r in clip_runs.items() if k != "no clipping")
-assert clipped.max() < 2 / 3 * norm_run.steps_done  # a burst at the start, then calm
+assert all(train.evaluate(m, val_loader)[1] > 0.2 for m in clip_models.values())
+assert np.nonzero(acted["norm"])[0].max() + 1 < 2 / 3 * len(acted["norm"])  # a burst at the start, then calm
+assert acted["value"].all()  # by value at c = 0.01: some component is clipped at every step
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* Only now and then: clipping by norm acted in the burst at the start, where the unclipped run diverges
-# within a few steps (the error names the step and the layer), and then not again. That is clipping as a **guard**:
-# it changes nothing while training is calm. Clipping by value at $c = 0.01$ is another matter: some component
-# exceeds $c$ at every step, so it reshapes every update, which makes it a different optimizer rather than a guard.
+# *Answer.* Clipping by norm acts only now and then: `clip_grad_norm_` acted at 71 of the 704 steps, all among the
+# first 114, where the unclipped run diverges at step 8 (the printed line names the layer), and never after. That is
+# clipping as a **guard**: it changes nothing while training is calm. Clipping by value at $c = 0.01$ acted at every
+# step (some component exceeds $c$ every time), so it reshapes every update, which makes it a different optimizer
+# rather than a guard. Both clipped runs learn (validation accuracy 0.277 and 0.316 after one epoch). `train.Clip` in
+# `train.fit` is the same line in the same place: the same loss at every step and the same weights, bit for bit.
 # Either way, clipping treats the symptom; the cures are the ones of this lecture (a smaller learning rate, a
 # better-scaled initialization, normalization).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. TensorBoard, and the test result
 #
 # The `train.TensorBoard` callback of section 2 logged the loss per step, the training and validation loss and
@@ -536,17 +685,22 @@ print(f"trained model's bn1: largest difference from bn.eval() {gap:.1e}")
 #
 # * BatchNorm normalizes each feature over the batch (four lines) and rescales it with learned $\gamma, \beta$; in
 #   `eval()` mode it uses running averages instead. Forgetting `model.eval()` makes predictions depend on the batch.
-# * It makes the layer before it scale-invariant: a bad initial scale no longer vanishes or explodes, the relative
-#   step shrinks as $1/c^2$, and much larger learning rates become usable. Its benefit is a smoother, better
-#   conditioned optimization (Santurkar et al. 2018), not a fixed input distribution.
+#   `BatchNorm2d` does the same per channel, over the batch and the positions; LayerNorm per example, over its
+#   features, with no dependence on the batch.
+# * It makes the layer before it scale-invariant (Ioffe & Szegedy, section 3.3): a bad initial scale no longer
+#   vanishes or explodes, the relative step shrinks as $1/c^2$, and the network trains at a learning rate at which
+#   the plain one blows up. It does not hold a layer's input distribution fixed (our Figure 1); Santurkar et al.
+#   (2018) explain its benefit by a smoother loss landscape instead.
 # * A real training loop evaluates in `eval()` mode, lets a scheduler lower the learning rate, writes atomic
 #   checkpoints that restore *everything* (optimizer, scheduler, every random state), and can be resumed exactly.
-# * Gradient clipping by norm is a guard against bursts; it treats the symptom.
+# * Gradient clipping is one line between `backward()` and `step()`; by norm it is a guard against bursts, by value
+#   (at a small $c$) it changes every step. It treats the symptom.
 #
 # ## References
 # - S. Ioffe and C. Szegedy, *Batch Normalization: Accelerating Deep Network Training by Reducing Internal Covariate
-#   Shift*, ICML 2015 (section 3, Figure 1).
+#   Shift*, ICML 2015 (sections 3.2 and 3.3, Figure 1).
 # - S. Santurkar, D. Tsipras, A. Ilyas and A. Madry, *How Does Batch Normalization Help Optimization?*, NeurIPS 2018.
+# - J. L. Ba, J. R. Kiros and G. E. Hinton, *Layer Normalization*, arXiv:1607.06450, 2016.
 # - R. Pascanu, T. Mikolov and Y. Bengio, *On the difficulty of training recurrent neural networks*, ICML 2013
 #   (clipping by norm).
 # - S. J. D. Prince, *Understanding Deep Learning*, MIT Press, 2023, sections 6.3 (momentum), 7.5, 11.4.

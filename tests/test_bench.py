@@ -61,6 +61,29 @@ def test_compare_on_a_small_synthetic_set(cifar_files):
     assert result["speedup"] == pytest.approx(result["tensor_img_s"] / result["dataloader_img_s"], abs=0.1)
 
 
+def test_interleaved_alternates_the_pipelines_on_the_same_images(cifar_files, monkeypatch):
+    calls = []
+    real = bench._train_steps
+
+    def recording(model, opt, batches, device, n=None):
+        calls.append(id(model))
+        return real(model, opt, batches, device, n)
+
+    monkeypatch.setattr(bench, "_train_steps", recording)
+    result = bench.interleaved(device="cpu", batch_size=32, workers=0, limit=96, chunk=1)
+    assert set(result) == {"images", "dataloader_img_s", "tensor_img_s", "speedup", "dataloader_ms_per_batch",
+                           "tensor_ms_per_batch"}  # fmt: skip
+    assert result["images"] == 96 and result["dataloader_img_s"] > 0 and result["tensor_img_s"] > 0
+    assert result["speedup"] == pytest.approx(result["tensor_img_s"] / result["dataloader_img_s"], abs=0.01)
+    # 3 full batches each: images per second and milliseconds per batch are the same measurement
+    assert result["dataloader_img_s"] == pytest.approx(32_000 / result["dataloader_ms_per_batch"], rel=0.01)
+    # one batch of each in turn (3 batches each, then one empty turn each that ends the epoch): a b a b a b a b
+    first, second = calls[0], calls[1]
+    assert first != second and calls == [first, second] * 4
+    with pytest.raises(ValueError, match="chunk must be a positive number of batches"):
+        bench.interleaved(device="cpu", limit=96, chunk=0)
+
+
 def test_main_prints_both_rates_and_json_last(synthetic_mode, capsys):
     assert bench.main(["--workers", "0", "--limit", "64", "--batch-size", "32"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()

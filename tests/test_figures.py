@@ -169,6 +169,29 @@ def test_plot_percentiles_one_panel_per_run_sharing_y():
                                                                        "85th percentile"]  # fmt: skip
 
 
+def test_spreads_are_the_stds_batchnorm2d_and_layernorm_set_to_one():
+    # channel c holds the value c + 1 in image 0 and -(c + 1) in image 1, at every position: per channel the values
+    # are +-(c + 1), std c + 1; per example the values are 1, 2, 3 (or their negatives), std sqrt(2/3)
+    z = torch.arange(1.0, 4.0).view(1, 3, 1, 1).expand(2, 3, 4, 4) * torch.tensor([1.0, -1.0]).view(2, 1, 1, 1)
+    per_channel, per_example = figures.spreads(z)
+    assert np.allclose(per_channel, [1.0, 2.0, 3.0]) and np.allclose(per_example, [math.sqrt(2 / 3)] * 2)
+    g = torch.Generator().manual_seed(0)
+    x = 3 + 5 * torch.randn(4, 6, 5, 5, generator=g)
+    with torch.no_grad():
+        assert np.allclose(figures.spreads(torch.nn.BatchNorm2d(6)(x))[0], 1.0, atol=1e-4)
+        assert np.allclose(figures.spreads(torch.nn.LayerNorm([6, 5, 5])(x))[1], 1.0, atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\) tensor"):
+        figures.spreads(torch.zeros(3, 4))
+
+
+def test_plot_spreads_two_log_panels_one_line_per_tensor():
+    z = torch.arange(1.0, 4.0).view(1, 3, 1, 1).expand(2, 3, 4, 4) * torch.tensor([1.0, -1.0]).view(2, 1, 1, 1)
+    axes = figures.plot_spreads({"input": z, "doubled": 2 * z})
+    assert [ax.get_yscale() for ax in axes] == ["log", "log"] and len(axes[0].lines) == len(axes[1].lines) == 2
+    assert np.allclose(axes[0].lines[1].get_ydata(), [2.0, 4.0, 6.0]) and list(axes[1].lines[0].get_xdata()) == [0, 1]
+    assert "BatchNorm2d" in axes[0].get_title() and "LayerNorm" in axes[1].get_title()
+
+
 def test_plot_train_vs_eval_groups_the_bars():
     logits = {"train()": torch.arange(10.0), "eval()": -torch.arange(10.0)}
     ax = figures.plot_train_vs_eval(logits, [f"c{i}" for i in range(10)])
