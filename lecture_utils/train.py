@@ -352,6 +352,11 @@ def _weighted_index(model: nn.Module, layer: str) -> tuple[int, int]:
     return k, total
 
 
+def _what(loss: float, norm: float) -> str:
+    """What went non-finite: 'loss = nan', or 'loss = 2.3, gradient norm = inf'."""
+    return f"loss = {loss:.4g}" + (f", gradient norm = {norm:.4g}" if math.isfinite(loss) else "")
+
+
 def _diverged(fit: Fit, what: str) -> DivergenceError:
     """Name where step ``fit.step`` went non-finite (in ``fit.run.nonfinite``); the error that says so."""
     found = probes.locate_nonfinite(fit.model, fit.xb, fit.yb, fit.loss_fn, select=probes.leaves)
@@ -425,8 +430,7 @@ class DivergenceGuard:
         if math.isfinite(loss) and math.isfinite(fit.grad_norm):
             return
         self.buffers.restore()
-        what = f"loss = {loss:.4g}" + (f", gradient norm = {fit.grad_norm:.4g}" if math.isfinite(loss) else "")
-        error = _diverged(fit, what)
+        error = _diverged(fit, _what(loss, fit.grad_norm))
         if self.stop:
             raise StopFit
         raise error
@@ -502,11 +506,15 @@ class Evaluate:
             self.evaluate(fit, epoch=0)
 
     def after_step(self, fit: Fit) -> None:
+        self.accumulate(fit)
+        if self.period is not None and fit.step % self.period == 0:
+            self.evaluate(fit)
+
+    def accumulate(self, fit: Fit) -> None:
+        """Add this step's training loss and correct predictions to those of the next record."""
         self.loss_sum += fit.run.step_loss[-1] * len(fit.yb)
         self.correct += int((fit.out.argmax(dim=1) == fit.yb).sum())
         self.seen += len(fit.yb)
-        if self.period is not None and fit.step % self.period == 0:
-            self.evaluate(fit)
 
     def after_epoch(self, fit: Fit) -> None:
         evaluated = bool(fit.run.evals) and fit.run.evals[-1]["step"] == fit.step
@@ -514,16 +522,18 @@ class Evaluate:
             self.evaluate(fit)
 
     def evaluate(self, fit: Fit, epoch: int | None = None) -> None:
-        val_loss = val_acc = math.nan
-        if fit.val_loader is not None:
-            val_loss, val_acc = evaluate(fit.model, fit.val_loader, fit.loss_fn)
-        n = self.seen
-        fit.run.evals.append({"step": fit.step, "epoch": fit.epoch if epoch is None else epoch,
-                              "train_loss": self.loss_sum / n if n else math.nan,
-                              "train_acc": self.correct / n if n else math.nan, "val_loss": val_loss,
-                              "val_acc": val_acc, "lr": fit.optimizer.param_groups[0]["lr"]})  # fmt: skip
+        val = evaluate(fit.model, fit.val_loader, fit.loss_fn) if fit.val_loader is not None else (math.nan,) * 2
+        fit.run.evals.append(_record(fit, epoch, self.loss_sum, self.correct, self.seen, val))
         self.loss_sum, self.correct, self.seen = 0.0, 0, 0
         fit.emit("after_eval")
+
+
+def _record(fit: Fit, epoch: int | None, loss_sum: float, correct: int, seen: int, val: tuple[float, float]) -> dict:
+    """One record of :data:`EVAL_KEYS` at the current step (train_*: the sums since the previous record over the
+    ``seen`` examples; ``val``: (loss, accuracy))."""
+    return {"step": fit.step, "epoch": fit.epoch if epoch is None else epoch,
+            "train_loss": loss_sum / seen if seen else math.nan, "train_acc": correct / seen if seen else math.nan,
+            "val_loss": val[0], "val_acc": val[1], "lr": fit.optimizer.param_groups[0]["lr"]}  # fmt: skip
 
 
 class Checkpoint:
