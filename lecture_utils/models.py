@@ -339,8 +339,8 @@ class StackedMLP(nn.Module):
 
     The members share the input and nothing else: the output is (M, B, classes), the sum of the members' losses
     has, for each member's weights, exactly that member's gradient, and SGD acts elementwise, so training the
-    stack is training the M networks (tests/test_models.py checks outputs, gradients and a training run against
-    the separate networks).  At width 64 a layer costs about as much PyTorch bookkeeping as arithmetic, so M
+    stack is training the M networks (:func:`lecture_utils.train.fit` with :class:`lecture_utils.train.Members`;
+    tests/test_stacked.py checks outputs, gradients and a training run against the separate networks).  At width 64 a layer costs about as much PyTorch bookkeeping as arithmetic, so M
     networks cost far less than M times one (notebook 8 trains its initializations this way).
     :meth:`member` gives member m back as the plain network."""
 

@@ -39,6 +39,12 @@ step with ``fit.stop = True``, or at once by raising :class:`StopFit`.  Bad inpu
 a learning rate that is not a positive finite number, an empty loader, a callback method named after no event, a
 checkpoint folder that cannot be written.  See Ioffe & Szegedy (2015); Prince, Understanding Deep Learning (2023),
 sections 6.3 (momentum) and 11.4; Pascanu et al. (2013) for clipping.
+
+Several networks of one shape train as one model (notebook 8's ladder, :class:`lecture_utils.models.StackedMLP`)
+with the same loop: :class:`Members` gives :func:`fit` the loss sum_m L_m (each member gets its own gradient) and
+three callbacks that take the defaults' places and orders, :class:`RecordMembers` (-30), :class:`GuardMembers`
+(-20: a diverged member is stopped, named and frozen, the others go on) and :class:`EvaluateMembers` (20), keeping
+one :class:`Run` per member; :func:`fit_members` does that and returns those runs.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -352,6 +358,11 @@ def _weighted_index(model: nn.Module, layer: str) -> tuple[int, int]:
     return k, total
 
 
+def _what(loss: float, norm: float) -> str:
+    """What went non-finite: 'loss = nan', or 'loss = 2.3, gradient norm = inf'."""
+    return f"loss = {loss:.4g}" + (f", gradient norm = {norm:.4g}" if math.isfinite(loss) else "")
+
+
 def _diverged(fit: Fit, what: str) -> DivergenceError:
     """Name where step ``fit.step`` went non-finite (in ``fit.run.nonfinite``); the error that says so."""
     found = probes.locate_nonfinite(fit.model, fit.xb, fit.yb, fit.loss_fn, select=probes.leaves)
@@ -425,8 +436,7 @@ class DivergenceGuard:
         if math.isfinite(loss) and math.isfinite(fit.grad_norm):
             return
         self.buffers.restore()
-        what = f"loss = {loss:.4g}" + (f", gradient norm = {fit.grad_norm:.4g}" if math.isfinite(loss) else "")
-        error = _diverged(fit, what)
+        error = _diverged(fit, _what(loss, fit.grad_norm))
         if self.stop:
             raise StopFit
         raise error
@@ -502,11 +512,15 @@ class Evaluate:
             self.evaluate(fit, epoch=0)
 
     def after_step(self, fit: Fit) -> None:
+        self.accumulate(fit)
+        if self.period is not None and fit.step % self.period == 0:
+            self.evaluate(fit)
+
+    def accumulate(self, fit: Fit) -> None:
+        """Add this step's training loss and correct predictions to those of the next record."""
         self.loss_sum += fit.run.step_loss[-1] * len(fit.yb)
         self.correct += int((fit.out.argmax(dim=1) == fit.yb).sum())
         self.seen += len(fit.yb)
-        if self.period is not None and fit.step % self.period == 0:
-            self.evaluate(fit)
 
     def after_epoch(self, fit: Fit) -> None:
         evaluated = bool(fit.run.evals) and fit.run.evals[-1]["step"] == fit.step
@@ -514,16 +528,18 @@ class Evaluate:
             self.evaluate(fit)
 
     def evaluate(self, fit: Fit, epoch: int | None = None) -> None:
-        val_loss = val_acc = math.nan
-        if fit.val_loader is not None:
-            val_loss, val_acc = evaluate(fit.model, fit.val_loader, fit.loss_fn)
-        n = self.seen
-        fit.run.evals.append({"step": fit.step, "epoch": fit.epoch if epoch is None else epoch,
-                              "train_loss": self.loss_sum / n if n else math.nan,
-                              "train_acc": self.correct / n if n else math.nan, "val_loss": val_loss,
-                              "val_acc": val_acc, "lr": fit.optimizer.param_groups[0]["lr"]})  # fmt: skip
+        val = evaluate(fit.model, fit.val_loader, fit.loss_fn) if fit.val_loader is not None else (math.nan,) * 2
+        fit.run.evals.append(_record(fit, epoch, self.loss_sum, self.correct, self.seen, val))
         self.loss_sum, self.correct, self.seen = 0.0, 0, 0
         fit.emit("after_eval")
+
+
+def _record(fit: Fit, epoch: int | None, loss_sum: float, correct: int, seen: int, val: tuple[float, float]) -> dict:
+    """One record of :data:`EVAL_KEYS` at the current step (train_*: the sums since the previous record over the
+    ``seen`` examples; ``val``: (loss, accuracy))."""
+    return {"step": fit.step, "epoch": fit.epoch if epoch is None else epoch,
+            "train_loss": loss_sum / seen if seen else math.nan, "train_acc": correct / seen if seen else math.nan,
+            "val_loss": val[0], "val_acc": val[1], "lr": fit.optimizer.param_groups[0]["lr"]}  # fmt: skip
 
 
 class Checkpoint:
@@ -621,7 +637,7 @@ class PrintEvals:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Several networks of one shape at once (notebook 8's ladder)
+# Several networks of one shape at once (notebook 8's ladder): fit on a stacked model, per-member callbacks
 # ---------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate_members(stack: nn.Module, loader, loss_fn: Callable | None = None) -> list[tuple[float, float]]:
@@ -648,109 +664,203 @@ def evaluate_members(stack: nn.Module, loader, loss_fn: Callable | None = None) 
     return [(float(s) / total, int(c) / total) for s, c in zip(loss_sum, correct, strict=True)]
 
 
+class Members:
+    """The M members of a stacked model (output (M, B, classes): :class:`lecture_utils.models.StackedMLP`) trained
+    by :func:`fit` as M separate networks.  :meth:`loss` is the loss to give fit,
+
+        L = sum_m loss_fn(out[m], y)   over the members still training,   so that   dL/dW^(m) = dL_m/dW^(m):
+
+    the members share no weight, so one backward pass gives each member exactly its own gradient, and SGD, acting
+    elementwise, updates each as if it were alone.  :meth:`callbacks` record, guard and evaluate each member (they
+    replace the defaults :class:`Recorder`, :class:`DivergenceGuard` and :class:`Evaluate`); ``runs`` holds one
+    :class:`Run` per member, what ``fit(net, ..., callbacks=[DivergenceGuard(stop=True)])`` returns for that net:
+
+        members = Members(stack, names=["xavier", "he"])
+        fit(stack, loader, val_loader, steps=150, loss_fn=members.loss, callbacks=members.callbacks(every=50))
+        members.runs
+
+    fit's own run is the stacked model's: L and the norm of its gradient (non-finite at a step where a member
+    diverges).  ``losses`` and ``norms``: the current step's loss and gradient norm of each member (the callbacks'
+    hand-over)."""
+
+    def __init__(self, stack: nn.Module, names: list[str] | None = None, loss_fn: Callable | None = None):
+        names = [f"member {m + 1}" for m in range(len(stack))] if names is None else list(names)
+        if len(names) != len(stack):
+            raise ValueError(f"{len(names)} names for {len(stack)} members.")
+        self.runs = [Run(name=n) for n in names]
+        self.loss_fn = nn.functional.cross_entropy if loss_fn is None else loss_fn
+        self.losses: torch.Tensor | None = None
+        self.norms: list[float] = []
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """L = sum_m loss_fn(out[m], y) over the members still training; keeps the M losses in ``losses``."""
+        losses = torch.stack([self.loss_fn(o, y) for o in out])
+        self.losses = losses.detach()
+        return losses[self.active].sum()
+
+    @property
+    def active(self) -> list[int]:
+        """The members still training (not stopped by :class:`GuardMembers`)."""
+        return [m for m, run in enumerate(self.runs) if not run.diverged]
+
+    def callbacks(self, every: int | None = None) -> list:
+        """[RecordMembers, GuardMembers, EvaluateMembers(every)] for this stack."""
+        return [RecordMembers(self), GuardMembers(self), EvaluateMembers(self, every)]
+
+    def check(self, fit: Fit) -> None:
+        """Refuse, before anything is trained, what would not train the members as separate runs."""
+        if not hasattr(fit.model, "member") or len(fit.model) != len(self.runs):
+            raise ValueError(f"Members has {len(self.runs)} runs: train a stacked model of as many members "
+                             "(models.StackedMLP) with it.")  # fmt: skip
+        if fit.loss_fn != self.loss:
+            raise ValueError("fit on a stacked model needs loss_fn=members.loss (the sum of the members' losses).")
+        for cb in fit.callbacks:
+            if isinstance(cb, Clip) and cb.norm is not None:
+                raise ValueError("Clip(norm=...) would clip the stack's gradient as one vector, coupling the "
+                                 "members: clip by value, or train the networks separately.")  # fmt: skip
+            if isinstance(cb, Checkpoint):
+                raise ValueError("a Checkpoint saves the stack's run, not the members' runs: train the networks "
+                                 "separately to checkpoint them.")  # fmt: skip
+        if any(group.get("weight_decay", 0) for group in fit.optimizer.param_groups):
+            raise ValueError("weight decay would still move a stopped member: use an optimizer without it.")
+
+
+def _member_grad_norms(params: list[torch.Tensor], M: int) -> torch.Tensor:
+    """||g_m||^2 for each member m (float64, shape (M,)): every parameter's first dimension is the member's."""
+    squares = torch.zeros(M, dtype=torch.float64)
+    for p in params:
+        if p.grad is not None:
+            squares += torch.linalg.vector_norm(p.grad.flatten(1), dim=1, dtype=torch.float64) ** 2
+    return squares
+
+
+class RecordMembers(Recorder):
+    """(Replaces :class:`Recorder`.)  Records each member's run as Recorder records a run: the loss of every step in
+    ``runs[m].step_loss`` (the one it stopped at included), the norm of its own gradient, before clipping, at every
+    step it takes in ``runs[m].grad_norm``, and its share (1/M) of the seconds; and the stack's run: the loss L,
+    the gradient norm sqrt(sum_m ||g_m||^2) over the same members.  Checks the set-up first (:meth:`Members.check`)."""
+
+    order = -30
+
+    def __init__(self, members: Members):
+        self.members = members
+
+    def before_fit(self, fit: Fit) -> None:
+        super().before_fit(fit)
+        self.members.check(fit)
+        self.params = list(fit.model.parameters())  # once: a deep stack's module tree is long to walk every step
+
+    def after_backward(self, fit: Fit) -> None:
+        members, active = self.members, self.members.active
+        fit.run.step_loss.append(fit.loss.item())
+        squares = _member_grad_norms(self.params, len(members.runs))
+        fit.grad_norm, members.norms = float(squares[active].sum().sqrt()), squares.sqrt().tolist()
+        losses = members.losses.tolist()
+        for m in active:
+            members.runs[m].step_loss.append(losses[m])
+
+    def after_step(self, fit: Fit) -> None:
+        super().after_step(fit)
+        for m in self.members.active:
+            self.members.runs[m].grad_norm.append(self.members.norms[m])
+
+    def after_fit(self, fit: Fit) -> None:
+        before = fit.run.seconds
+        super().after_fit(fit)
+        for run in self.members.runs:
+            run.seconds += (fit.run.seconds - before) / len(self.members.runs)
+
+
+class GuardMembers(DivergenceGuard):
+    """(Replaces :class:`DivergenceGuard`.)  A member whose loss or gradient is not finite stops at that step, before
+    its update: named as DivergenceGuard names a run's step (its own network, ``stack.member(m)``, probed on the
+    batch: a :class:`NonFinite` in ``runs[m].nonfinite``), then frozen: its optimizer state (the momentum) is zeroed
+    now and its gradient at this and every later step, so that no update moves it, while the others go on.  When
+    no member is left, the fit ends (:class:`StopFit`)."""
+
+    order = -20
+
+    def __init__(self, members: Members):
+        super().__init__(stop=True)
+        self.members = members
+
+    def before_fit(self, fit: Fit) -> None:
+        self.params = list(fit.model.parameters())
+
+    def before_step(self, fit: Fit) -> None:
+        pass  # no running averages to keep (a StackedMLP has no BatchNorm): nothing to snapshot
+
+    def after_backward(self, fit: Fit) -> None:
+        members = self.members
+        for m in members.active:
+            loss, norm = members.runs[m].step_loss[-1], members.norms[m]
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                member = replace(fit, model=fit.model.member(m), loss_fn=members.loss_fn, run=members.runs[m])
+                _diverged(member, _what(loss, norm))  # names the step, the kind and the layer in runs[m]
+                for p in self.params:
+                    for state in fit.optimizer.state.get(p, {}).values():
+                        if torch.is_tensor(state) and state.shape == p.shape:
+                            state[m] = 0
+        if not members.active:
+            raise StopFit
+        stopped = [m for m, run in enumerate(members.runs) if run.diverged]
+        if stopped:
+            for p in self.params:
+                if p.grad is not None:
+                    p.grad[stopped] = 0
+
+
+class EvaluateMembers(Evaluate):
+    """(Replaces :class:`Evaluate`, on its schedule.)  Evaluates the members still training in one pass of the stack
+    (:func:`evaluate_members`) and appends to each one's ``runs[m].evals`` what Evaluate appends to a run of its own.
+    The stack's record in ``fit.run.evals``: the sum of their losses (as L) and the mean of their accuracies.
+    A ReduceLROnPlateau :class:`Scheduler` is refused (it would lower one learning rate for all members)."""
+
+    order = 20
+
+    def __init__(self, members: Members, every: int | None = None):
+        super().__init__(every)
+        self.members = members
+
+    def before_fit(self, fit: Fit) -> None:
+        if isinstance(fit.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            raise ValueError("Scheduler(plateau()) would lower the learning rate of all members when their "
+                             "summed validation loss stalls: use a schedule by steps, or train the networks "
+                             "separately.")  # fmt: skip
+        super().before_fit(fit)
+        self.since = [(0.0, 0, 0)] * len(self.members.runs)  # (loss sum, correct, seen) of each member
+
+    def accumulate(self, fit: Fit) -> None:
+        hits = (fit.out.detach().argmax(dim=2) == fit.yb).sum(dim=1).tolist()
+        for m in self.members.active:
+            loss_sum, correct, seen = self.since[m]
+            self.since[m] = (loss_sum + self.members.runs[m].step_loss[-1] * len(fit.yb), correct + hits[m],
+                             seen + len(fit.yb))  # fmt: skip
+
+    def evaluate(self, fit: Fit, epoch: int | None = None) -> None:
+        members = self.members
+        val = (evaluate_members(fit.model, fit.val_loader, members.loss_fn) if fit.val_loader is not None
+               else [(math.nan, math.nan)] * len(members.runs))  # fmt: skip
+        records = []
+        for m in members.active:
+            records.append(_record(fit, epoch, *self.since[m], val[m]))
+            members.runs[m].evals.append(records[-1])
+            self.since[m] = (0.0, 0, 0)
+        stack = {k: sum(r[k] for r in records) for k in ("train_loss", "val_loss")}
+        stack.update({k: sum(r[k] for r in records) / len(records) for k in ("train_acc", "val_acc")})
+        fit.run.evals.append({**records[0], **stack})
+        fit.emit("after_eval")
+
+
 def fit_members(stack: nn.Module, train_loader, val_loader=None, *, steps: int, lr: float = 0.01,
                 momentum: float = 0.9, eval_every: int | None = None, names: list[str] | None = None,
-                loss_fn: Callable | None = None) -> list[Run]:  # fmt: skip
-    """Train the M members of a :class:`lecture_utils.models.StackedMLP` together, as :func:`fit` trains each
-    alone with ``steps=``, ``Evaluate(every=eval_every)``, ``DivergenceGuard(stop=True)`` and SGD with momentum:
-    the same batches, the same updates,
-    the same records (one :class:`Run` per member, in order).  Each step sums the members' losses, so that one
-    backward pass gives every member its own gradient.  A member whose loss or gradient is not finite stops
-    there, diagnosed as :func:`fit` would (step, kind, layer: its network is rebuilt and probed), and is frozen
-    while the others go on.  ``Run.seconds`` is each member's share of the wall time."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}.")
-    if eval_every is not None and (not isinstance(eval_every, int) or eval_every < 1):
-        raise ValueError(f"eval_every must be a positive number of steps or None, got {eval_every!r}.")
-    M = len(stack)
-    names = [f"member {m + 1}" for m in range(M)] if names is None else list(names)
-    if len(names) != M:
-        raise ValueError(f"{len(names)} names for {M} members.")
-    loss_fn = nn.functional.cross_entropy if loss_fn is None else loss_fn
-    eval_every = max(1, steps // 10) if eval_every is None else eval_every
-    params = list(stack.parameters())
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, foreach=True)
-    runs = [Run(name=n) for n in names]
-    active = [True] * M
-    device = device_of(stack)
-    since = [{"loss": 0.0, "correct": 0, "seen": 0} for _ in range(M)]
-    step = epoch = 0
-    start = time.perf_counter()
-
-    def record_eval() -> None:
-        results = evaluate_members(stack, val_loader, loss_fn) if val_loader is not None else [(math.nan,) * 2] * M
-        for m in range(M):
-            if not active[m]:
-                continue
-            seen = since[m]["seen"]
-            runs[m].evals.append({"step": step, "epoch": epoch,
-                                  "train_loss": since[m]["loss"] / seen if seen else math.nan,
-                                  "train_acc": since[m]["correct"] / seen if seen else math.nan,
-                                  "val_loss": results[m][0], "val_acc": results[m][1], "lr": lr})  # fmt: skip
-            since[m].update(loss=0.0, correct=0, seen=0)
-
-    record_eval()  # epoch 0: the networks as initialized
-    stack.train()
-    try:
-        while step < steps and any(active):
-            epoch += 1
-            batches = 0
-            for xb, yb in train_loader:
-                batches += 1
-                step += 1
-                xb, yb = xb.to(device), yb.to(device)
-                out = stack(xb)
-                losses = torch.stack([loss_fn(o, yb) for o in out])
-                values = losses.tolist()
-                opt.zero_grad(set_to_none=True)
-                alive = [m for m in range(M) if active[m] and math.isfinite(values[m])]
-                if alive:
-                    losses[alive].sum().backward()
-                norms = torch.zeros(M, dtype=torch.float64)
-                for p in params:
-                    if p.grad is not None:
-                        norms += torch.linalg.vector_norm(p.grad.flatten(1), dim=1, dtype=torch.float64) ** 2
-                norms = norms.sqrt().tolist()
-                for m in range(M):
-                    if active[m] and not (math.isfinite(values[m]) and math.isfinite(norms[m])):
-                        active[m] = False  # stop before the update, diagnosed on the member's own network
-                        runs[m].step_loss.append(values[m])
-                        what = f"loss = {values[m]:.4g}" + (f", gradient norm = {norms[m]:.4g}"
-                                                            if math.isfinite(values[m]) else "")  # fmt: skip
-                        state = Fit(stack.member(m), opt, loss_fn, train_loader, val_loader, None, steps, [],
-                                    runs[m], device, step, epoch, xb, yb)  # fmt: skip
-                        _diverged(state, what)
-                frozen = torch.tensor([not a for a in active])
-                if frozen.any():
-                    with torch.no_grad():
-                        for p in params:
-                            keep = frozen.view(-1, *([1] * (p.dim() - 1)))
-                            if p.grad is not None:
-                                p.grad.copy_(torch.where(keep, torch.zeros_like(p.grad), p.grad))
-                            buf = opt.state.get(p, {}).get("momentum_buffer")
-                            if buf is not None:
-                                buf.copy_(torch.where(keep, torch.zeros_like(buf), buf))
-                opt.step()
-                hits = (out.detach().argmax(dim=2) == yb).sum(dim=1).tolist()
-                for m in range(M):
-                    if active[m]:
-                        runs[m].step_loss.append(values[m])
-                        runs[m].grad_norm.append(norms[m])
-                        since[m]["loss"] += values[m] * len(yb)
-                        since[m]["correct"] += hits[m]
-                        since[m]["seen"] += len(yb)
-                if step % eval_every == 0:
-                    record_eval()
-                if step >= steps or not any(active):
-                    break
-            if batches == 0:
-                raise ValueError("train_loader yielded no batches: nothing to train on.")
-        if any(active[m] and runs[m].evals[-1]["step"] != step for m in range(M)):
-            record_eval()
-    finally:
-        seconds = time.perf_counter() - start
-        for r in runs:
-            r.seconds = seconds / M
-    return runs
+                loss_fn: Callable | None = None, callbacks: Iterable = ()) -> list[Run]:  # fmt: skip
+    """Train the M members of a :class:`lecture_utils.models.StackedMLP` together, as :func:`fit` trains each alone
+    with ``steps=``, ``Evaluate(every=eval_every)`` and ``DivergenceGuard(stop=True)``: the same batches, the same
+    updates, the same records; return one :class:`Run` per member, in order.  It is :func:`fit` on the stack with
+    :class:`Members`' loss and callbacks (a member that diverges is stopped, named and frozen while the others go
+    on); ``callbacks`` adds yours."""
+    members = Members(stack, names, loss_fn)
+    fit(stack, train_loader, val_loader, steps=steps, lr=lr, momentum=momentum, loss_fn=members.loss,
+        callbacks=[*members.callbacks(eval_every), *callbacks])  # fmt: skip
+    return members.runs
