@@ -376,6 +376,19 @@ def cifar10(split: str = "train", transform="normalize", val_size: int | None = 
 # ---------------------------------------------------------------------------------------------------
 # Streaming per-channel statistics
 # ---------------------------------------------------------------------------------------------------
+def merge_moments(a: tuple, b: tuple) -> tuple:
+    """Chan et al.'s (1979) parallel update: the (count, mean, sum of squared deviations) of the union of two parts
+    from theirs, ``(n_a, m_a, M2_a)`` and ``(n_b, m_b, M2_b)`` (numbers, or tensors of per-channel values):
+
+        delta = m_b - m_a,   m = m_a + delta n_b / n,   M2 = M2_a + M2_b + delta^2 n_a n_b / n,   n = n_a + n_b.
+
+    The heart of :func:`channel_stats`; notebook 06's exercise asks for it."""
+    (n_a, m_a, m2_a), (n_b, m_b, m2_b) = a, b
+    n = n_a + n_b
+    delta = m_b - m_a
+    return n, m_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+
+
 def channel_stats(batches: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and (population) std of a stream of image batches (B, C, H, W), in float64.
 
@@ -402,11 +415,7 @@ def channel_stats(batches: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
         if mean is None:
             n, mean, m2 = nb, mb, m2b
             continue
-        delta = mb - mean
-        total = n + nb
-        mean = mean + delta * (nb / total)
-        m2 = m2 + m2b + delta**2 * (n * nb / total)
-        n = total
+        n, mean, m2 = merge_moments((n, mean, m2), (nb, mb, m2b))
     if mean is None:
         raise ValueError("channel_stats needs at least one non-empty batch.")
     return mean, torch.sqrt(m2 / n)

@@ -303,11 +303,9 @@ def _triple(x: torch.Tensor) -> tuple[int, float, float]:
 
 
 def _chan_solution(a, b):
-    n_a, m_a, M2_a = a
-    n_b, m_b, M2_b = b
-    n = n_a + n_b
-    delta = m_b - m_a
-    return n, m_a + delta * n_b / n, M2_a + M2_b + delta**2 * n_a * n_b / n
+    from .data import merge_moments
+
+    return merge_moments(a, b)
 
 
 def _bn_cases() -> list[tuple[tuple, torch.Tensor]]:
