@@ -9,9 +9,9 @@ Hooks live only inside the ``with`` block: they are removed when it ends, even i
 ``Hooks`` are context managers for the same reason).  Statistics are computed in float64 on a detached
 copy, so probing never changes the model's computation.  A forward call replaces the previous record.
 
-Training-time probes are callbacks of :func:`lecture_utils.train.fit` (they define ``after_step(fit)``):
-:class:`PercentileRecorder` (Ioffe & Szegedy's Figure 1) and :class:`UpdateRatio` (Karpathy's
-update-to-data ratio).
+Training-time probes are callbacks of :func:`lecture_utils.train.fit` (methods named after its events):
+:class:`PercentileRecorder` (Ioffe & Szegedy's Figure 1), :class:`UpdateRatio` (Karpathy's update-to-data ratio)
+and :class:`LayerHistograms` (Karpathy's per-layer activation and gradient histograms, during training; notebook 08).
 """
 
 from __future__ import annotations
