@@ -157,6 +157,44 @@ def plot_layer_histograms(samples: Sequence[torch.Tensor], ax: Axes | None = Non
     return finish(ax, title, xlabel, "density")
 
 
+def plot_log_histograms(samples: Mapping[str, torch.Tensor], ax: Axes | None = None, title: str = "",
+                        xlabel: str = "log10 |value|", bins: int = 60, xlim: tuple[float, float] | None = None,
+                        legend: bool = True) -> Axes:  # fmt: skip
+    """One histogram (a line) per layer of log10 |x| over the layer's non-zero values ``samples[label]``: layers whose
+    scales differ by decades sit side by side instead of one spike at 0 and one wide bump (Karpathy's per-layer
+    activation and gradient histograms, on the axis where vanishing shows as a shift to the left).  Each curve is a
+    density over the non-zero values (exact zeros, e.g. the gradient of an inactive ReLU unit, have no logarithm and
+    are left out); colour runs from dark (first label) to light (last), each with its own marker.  ``xlim`` defaults
+    to the range holding all non-zero values (in half decades); ``legend=False`` leaves the legend to another panel."""
+    if not samples:
+        raise ValueError("plot_log_histograms needs at least one sample: {label: values}.")
+    logs = {}
+    for label, s in samples.items():
+        if s is None:
+            raise ValueError(f"no values for {label!r}: record them with a sample > 0.")
+        v = s.detach().double().abs().cpu().numpy().ravel()
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size == 0:
+            raise ValueError(f"{label!r} has no finite non-zero value: nothing to draw on a log axis.")
+        logs[label] = np.log10(v)
+    ax = ax if ax is not None else new_axes()
+    if xlim is None:
+        every = np.concatenate(list(logs.values()))
+        xlim = (math.floor(float(every.min()) * 2) / 2, math.ceil(float(every.max()) * 2) / 2)
+        if xlim[0] == xlim[1]:
+            xlim = (xlim[0] - 0.5, xlim[1] + 0.5)
+    edges = np.linspace(xlim[0], xlim[1], bins + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(logs)))
+    every = max(1, bins // 8)  # markers every few bins along x, each line's shifted, so that they do not pile up
+    for k, ((label, v), c) in enumerate(zip(logs.items(), colors, strict=True)):
+        density, _ = np.histogram(v, bins=edges, density=True)
+        ax.plot(centres, density, color=c, lw=1.4, label=label, marker=MARKERS[k % len(MARKERS)],
+                markevery=((k * every) // len(logs), every))  # fmt: skip
+    ax.set_xlim(*xlim)
+    return finish(ax, title, xlabel, "density", legend=legend)
+
+
 def plot_ratio_map(ratios: np.ndarray, rows: Sequence[str], cols: Sequence[str], ax: Axes | None = None,
                    title: str = "", clip: float = 3.0, label: str = "ratio") -> Axes:  # fmt: skip
     """Heat map of ratios (e.g. the variance at the last layer over the first; or any positive quantity, named by

@@ -9,9 +9,9 @@ Hooks live only inside the ``with`` block: they are removed when it ends, even i
 ``Hooks`` are context managers for the same reason).  Statistics are computed in float64 on a detached
 copy, so probing never changes the model's computation.  A forward call replaces the previous record.
 
-Training-time probes are callbacks of :func:`lecture_utils.train.fit` (they define ``after_step(fit)``):
-:class:`PercentileRecorder` (Ioffe & Szegedy's Figure 1) and :class:`UpdateRatio` (Karpathy's
-update-to-data ratio).
+Training-time probes are callbacks of :func:`lecture_utils.train.fit` (methods named after its events):
+:class:`PercentileRecorder` (Ioffe & Szegedy's Figure 1), :class:`UpdateRatio` (Karpathy's update-to-data ratio)
+and :class:`LayerHistograms` (Karpathy's per-layer activation and gradient histograms, during training; notebook 08).
 """
 
 from __future__ import annotations
@@ -333,3 +333,45 @@ def signal_propagation(weights: list[torch.Tensor], slope: float, x: torch.Tenso
     ln10 = math.log(10)
     return {"log10_gain": (log_gain / ln10).numpy(), "cosine": cosine,
             "log10_jacobian_sv": np.sort((sv / ln10).numpy())[::-1].copy()}  # fmt: skip
+
+
+class LayerHistograms:
+    """A :func:`lecture_utils.train.fit` callback: at the training steps ``steps`` (1-based; step 1's forward pass
+    sees the weights as initialized), the values of every selected layer's output (default: the Linear and ConvNd
+    layers, i.e. the pre-activations) and of the gradient dLoss/d(that output), taken from that training step's
+    own forward and backward pass: nothing is computed twice, so recording costs a few hooks at a few steps.
+    ``forward[step][layer]`` and ``backward[step][layer]`` are :class:`Stats` keeping the first ``sample`` values
+    (for histograms).  Karpathy's per-layer activation and gradient histograms (makemore part 3), over training.
+
+    ``order = -25``: after :class:`lecture_utils.train.Recorder` (-30), before the divergence guard (-20), whose
+    ``StopFit`` would otherwise skip the step that removes the hooks (``after_fit`` removes them too)."""
+
+    order = -25
+
+    def __init__(self, steps: Iterable[int], select: Selector | None = None, sample: int = 4096):
+        steps = sorted(set(steps))
+        if not steps or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in steps):
+            raise ValueError(f"steps must be training steps >= 1 (step 1 sees the initial weights), got {steps!r}.")
+        if not isinstance(sample, int) or sample < 1:
+            raise ValueError(f"sample must be a positive number of values per layer, got {sample!r}.")
+        self.steps, self.select, self.sample = steps, select, sample
+        self.forward: dict[int, dict[str, Stats]] = {}
+        self.backward: dict[int, dict[str, Stats]] = {}
+        self.names: list[str] = []
+        self._probe: Probe | None = None
+
+    def before_step(self, fit) -> None:
+        if fit.step in self.steps:
+            self._probe = Probe(fit.model, self.select, sample=self.sample).__enter__()
+            self.names = self._probe.names
+
+    def after_backward(self, fit) -> None:
+        if self._probe is not None:
+            self._probe.remove()
+            self.forward[fit.step], self.backward[fit.step] = dict(self._probe.forward), dict(self._probe.backward)
+            self._probe = None
+
+    def after_fit(self, fit) -> None:
+        if self._probe is not None:  # the run ended inside a recorded step
+            self._probe.remove()
+            self._probe = None

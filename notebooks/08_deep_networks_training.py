@@ -24,16 +24,18 @@
 #
 # 1. **He et al. (2015), Figure 3**, with a plain ReLU MLP of 30 and 100 layers as a stand-in for their 30-layer
 #    convolutional network on ImageNet: PyTorch's default, Xavier and He.
-# 2. **The ladder**: a 2-layer MLP, a 4-layer CNN, 100 and 1000 layers, each with PyTorch's default, Xavier, He,
+# 2. **Inside the networks during training**: per-layer histograms of activations and gradients at the first, the
+#    middle and the last step of those runs (Karpathy's diagnostic), where a flat loss curve shows nothing.
+# 3. **The ladder**: a 2-layer MLP, a 4-layer CNN, 100 and 1000 layers, each with PyTorch's default, Xavier, He,
 #    orthogonal and He + BatchNorm: accuracy after a fixed budget, and the gradient that reaches the first layer
 #    at step 0.
 #
 # Notebook 9 then makes 1000 plain layers learn.
 #
 # **Budget.** Full mode: 8,000 training and 2,000 validation images, Figure 3 with 1,000 steps of batch 64 at 30
-# layers and 300 at 100 layers, the ladder with 150 steps per run (20 at 1000 layers); about 3 minutes on 2 CPU
-# cores. Quick mode (`LECTURE_QUICK=1`, CI): 4,000 / 1,000 images, the same 1,000 steps for the 30-layer runs of
-# Figure 3 (300 for 100 layers), 30 for the ladder. Quick-mode curves are short: read them for the ordering, not
+# layers and 300 at 100 layers, the ladder with 150 steps per run (20 at 1000 layers); about a minute on one CPU
+# core. Quick mode (`LECTURE_QUICK=1`, CI): 4,000 / 1,000 images, the same 1,000 steps for the 30-layer runs of
+# Figure 3 (30 for 100 layers), 30 for the ladder. Quick-mode curves are short: read them for the ordering, not
 # for final accuracies.
 
 # %% slideshow={"slide_type": "skip"}
@@ -75,13 +77,13 @@ CHANCE_LOSS = math.log(10)
 print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}; chance: accuracy 0.1, loss ln 10 = 2.303")
 
 
-def run(net, steps, lr, batch=64, name="", eval_every=None):
+def run(net, steps, lr, batch=64, name="", eval_every=None, callbacks=()):
     """SGD with momentum for ``steps`` steps on shuffled batches (the same ones for every network); a diverged run
     stops and says where.  Also records the first layer's weight-gradient variance before the first step."""
     grad0 = probes.weight_grad_variances(net, x_train[:batch], y_train[:batch])
     batches = data.TensorLoader(x_train, y_train, batch, shuffle=True, seed=0, drop_last=True)
     result = train.fit(net, batches, val_loader, steps=steps, lr=lr, name=name,
-                       callbacks=[train.Evaluate(every=eval_every), train.DivergenceGuard(stop=True)])  # fmt: skip
+                       callbacks=[train.Evaluate(every=eval_every), train.DivergenceGuard(stop=True), *callbacks])  # fmt: skip
     result.grad0 = grad0  # Var[dL/dW_k] at step 0, k = 1..depth
     return result
 
@@ -103,29 +105,32 @@ def tail_loss(r, k=50):
     return float(np.mean(r.step_loss[-k:]))
 
 
-# %% [markdown] anchor="he-fig3-predict" slideshow={"slide_type": "slide"}
-# ## 1. He et al. (2015), Figure 3: Xavier stalls, He learns
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 1. He et al. (2015), Figure 3: Xavier or He, at 30 and at 100 layers
 #
 # A plain MLP $h_{k+1} = \mathrm{ReLU}(W_k h_k)$ of width $n$. ReLU halves the second moment (notebook 3), so with
 # Xavier's $\operatorname{Var}[w] = 2/(n_\text{in}+n_\text{out}) = 1/n$ every layer multiplies the activations'
 # second moment by $n \cdot \tfrac1n \cdot \tfrac12 = \tfrac12$: after $L$ layers the signal, and the gradient that
 # flows back, are $2^{-L/2}$ times smaller in scale. He's $\operatorname{Var}[w] = 2/n$ makes that factor exactly 1.
-# He et al. trained a 30-layer *convolutional* network on ImageNet both ways (their Figure 3): Xavier "completely
-# stalls", He converges. Our stand-in is a 30-layer MLP of width 64 on CIFAR-10, with PyTorch's default
-# ($\operatorname{Var}[w] = 1/(3n)$, a factor $\tfrac16$ per layer) added, and 100 layers besides.
-#
+# He et al. trained a 30-layer *convolutional* network on ImageNet both ways (their Figure 3). Our stand-in is a
+# 30-layer MLP of width 64 on CIFAR-10, with PyTorch's default ($\operatorname{Var}[w] = 1/(3n)$, a factor
+# $\tfrac16$ per layer) added, and 100 layers besides.
+
+# %% [markdown] anchor="he-fig3-predict" slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Which of the three 30-layer networks leaves the plateau at $\ln 10$ within 1000 steps?
 # > And at 100 layers, does He still learn?
 
 # %% anchor="he-fig3-runs" slideshow={"slide_type": "skip"}
 FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comparison needs this budget
-fig3 = {}
+fig3, histograms = {}, {}
 for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xavier"), (100, "he")]:
+    name = f"{depth} layers, {init_name}"
     net = models.plain_net("mlp", depth, 64, init_name, seed=0)
     steps = FIG3_STEPS if depth == 30 else config.pick(30, 300)  # 100 layers: a slower step and a shorter budget
-    fig3[f"{depth} layers, {init_name}"] = run(net, steps, LR, name=f"{depth} layers, {init_name}")
+    histograms[name] = probes.LayerHistograms([1, steps // 2, steps])  # every layer, during 3 of the steps (section 2)
+    fig3[name] = run(net, steps, LR, name=name, callbacks=[histograms[name]])
 
-# %% anchor="he-fig3" mystnb={"image": {"alt": "Two panels after He et al.'s Figure 3: training loss (left) and validation accuracy (right) over 1,000 SGD steps of plain ReLU MLPs of 30 and 100 layers initialized with PyTorch's default, Xavier and He. Only the 30-layer He network leaves the chance level, with the loss falling from 2.3 to about 1.9 and accuracy reaching about 25%; the default and Xavier networks stay at ln 10 and 10%, and at 100 layers (300 steps) neither Xavier nor He leaves the plateau: He's factor 2 is what lets 30 layers learn, but it does not by itself make 100 layers trainable."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="he-fig3" mystnb={"image": {"alt": "Two panels after He et al.'s Figure 3: training loss (left) and validation accuracy (right) over 1,000 SGD steps of plain ReLU MLPs of 30 and 100 layers initialized with PyTorch's default, Xavier and He. Only the 30-layer He network leaves the chance level, with the loss falling from the plateau at 2.3 to about 1.9 and accuracy reaching about 25%; the default and Xavier networks stay at ln 10 and 10%, and at 100 layers (300 steps) Xavier stays on the plateau while He dips below it for a while, its accuracy rising a little, and falls back: He's factor 2 is what lets 30 layers learn, but it does not by itself make 100 layers trainable."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 colors = {"default": "C2", "xavier": "C3", "he": "C0"}
 styles = {k: {"color": colors[k.split(", ")[1]], "ls": "-" if k.startswith("30") else "--",
               "marker": {"default": "s", "xavier": "^", "he": "o"}[k.split(", ")[1]], "markevery": 0.1, "ms": 5}
@@ -146,24 +151,111 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
     assert fig3["30 layers, he"].grad0[0] > 1e6 * fig3["30 layers, " + init_name].grad0[0]
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* At 30 layers only He: its training loss over the last 50 steps is 1.907 and its validation accuracy
-# 23.5%, while Xavier and the default sit on the plateau at $\ln 10 = 2.303$ (validation accuracy 9.6%, chance) for
-# the whole budget, as in the paper. The printed step-0 variances say why: the first layer's gradient under Xavier
-# is about $5\cdot10^8$ times smaller than under He, under the default about $10^{23}$ times (the exercise at the
-# end asks you to predict Xavier's factor from the theory). At 100 layers He's gradient still arrives ($2.6\cdot
-# 10^{-5}$ at step 0), yet within this budget it does not learn either: its loss over the last 50 steps is back at
-# 2.303 and its validation accuracy ends at 8.7%, after a brief rise (the best value printed). Preserving the *variance* is necessary, not sufficient. Notebook 5 showed why: one
-# network of width 64 drifts from the average with depth, and notebook 9 shows what it takes to train 100 and 1000
-# plain layers.
+# *Answer.* At 30 layers only He: its training loss over the last 50 steps falls to about 1.9 and its validation
+# accuracy reaches about a quarter, while Xavier and the default sit on the plateau at $\ln 10 = 2.303$ (validation
+# accuracy 9.6%, chance) for the whole budget, as in the paper, where Xavier "completely stalls" and He converges.
+# The printed step-0 variances say why: the first layer's gradient under Xavier is about $5\cdot10^8$ times smaller
+# than under He, under the default about $10^{23}$ times (the exercise at the end asks you to predict Xavier's
+# factor from the theory). At 100 layers He's gradient still arrives ($2.6\cdot 10^{-5}$ at step 0), yet within
+# this budget it does not learn either: its loss over the last 50 steps is back at 2.303 and its validation accuracy
+# ends at chance, after a brief rise (the best value printed). Preserving the variance *at initialization* is
+# necessary, not sufficient. Notebook 5 showed one reason: one network of width 64 drifts from the average with
+# depth. Section 2 looks inside this network during training, and notebook 9 shows what it takes to train 100 and
+# 1000 plain layers.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 2. Inside the networks: per-layer histograms during training
 #
-# ## 2. The ladder: 2 to 1000 layers, five initializations
+# A loss curve is one number per step: it says *that* the 100-layer He network does not learn, not *where* it fails.
+# Karpathy's habit (*Neural Networks: Zero to Hero*, "Building makemore Part 3: Activations & Gradients,
+# BatchNorm") is to look inside: a histogram of every layer's activations, and of the gradients flowing back into
+# them, not only at initialization (notebooks 4 and 5 did that) but during training. Section 1's runs recorded them:
+# `probes.LayerHistograms` hooks the forward and backward pass of three of each run's own training steps (the
+# first, the middle and the last), so it computes nothing extra. (TensorBoard draws such histograms too,
+# `train.TensorBoard(histograms=True)`, but on your screen only.) `figures.plot_log_histograms` draws each layer's
+# values on a $\log_{10}|\text{value}|$ axis, where one unit is a factor of 10, so that layers whose scales differ
+# by decades fit on one axis: the pre-activations $z_k = W_k h_{k-1}$ of layers 1, 25, 50, 75 and 99, and the
+# gradients $\partial L/\partial z_k$ that the backward pass brings to them.
+
+# %% [markdown] anchor="he-histograms-predict" slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** At step 1 the 100-layer He network's gradient reaches its first layer at a usable size
+# > (section 1 printed $\operatorname{Var}[\partial L/\partial W_1]$ at step 0). After 150 and after 300 steps of
+# > training, where are the gradient histograms of layers 1 to 99: where they were at step 1, or elsewhere? Which
+# > layers move, and by how many decades?
+
+# %% anchor="he-histograms" mystnb={"image": {"alt": "Six panels of per-layer histograms of log10 |value| for the 100-layer He network of section 1, layers 1, 25, 50, 75 and 99: pre-activations (top) and their gradients (bottom) at steps 1, 150 and 300. At step 1 the gradient histograms of the five layers overlap, mostly between 1e-5 and 1e-2; at steps 150 and 300 they have fanned out over six decades, layer 1's near 1e-8 to 1e-9 while layer 99's stays near 1e-3, ordered by distance from the head, and the pre-activations of layers 50 and 75 have shrunk by about a decade: a network that started with a usable gradient in every layer has made it vanish while training."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+hist, SHOWN = histograms["100 layers, he"], (1, 25, 50, 75, 99)  # hidden layers fc1 .. fc99 (then the head)
+fig, axes = plt.subplots(2, 3, figsize=(14, 7), layout="constrained")
+for col, step in enumerate(hist.steps):
+    when = f"step {step}" + (" (initial weights)" if step == 1 else "")
+    figures.plot_log_histograms({f"layer {k}": hist.forward[step][f"fc{k}"].sample for k in SHOWN}, ax=axes[0, col],
+                                title=f"pre-activations $z_k$, {when}", legend=col == 0)  # fmt: skip
+    figures.plot_log_histograms({f"layer {k}": hist.backward[step][f"fc{k}"].sample for k in SHOWN}, ax=axes[1, col],
+                                title=f"gradients $\\partial L/\\partial z_k$, {when}", legend=col == 0)  # fmt: skip
+for row in axes:  # one x range per row, so that a move between steps shows
+    lo, hi = min(ax.get_xlim()[0] for ax in row), max(ax.get_xlim()[1] for ax in row)
+    for ax in row:
+        ax.set_xlim(lo, hi)
+fig.suptitle("The 100-layer He network of section 1 during training (non-zero values of one batch)")
+plt.show()
+
+
+def grad_std(name, step, k):
+    """Standard deviation of dL/dz of layer k at a recorded step: k = 1 the first layer, k = -1 the last hidden one
+    (the recorded layers are fc1, fc2, ..., head)."""
+    h = histograms[name]
+    return math.sqrt(h.backward[step][h.names[k - 1]].var)
+
+
+print("std of dL/dz at layer 1 | at the last hidden layer, at the recorded steps")
+for name, h in histograms.items():
+    print(f"{name:>18}: " + "   ".join(f"step {s}: {grad_std(name, s, 1):.1e} | {grad_std(name, s, -1):.1e}"
+                                      for s in h.steps))  # fmt: skip
+
+# %% slideshow={"slide_type": "skip"}
+for name in ("30 layers, he", "100 layers, he"):  # He: at the start the gradient reaches layer 1 at the top's scale
+    assert grad_std(name, 1, 1) > 0.1 * grad_std(name, 1, -1)
+for step in histograms["30 layers, xavier"].steps:  # Xavier: vanished towards layer 1 from the start, and stays so
+    assert grad_std("30 layers, xavier", step, 1) < 1e-3 * grad_std("30 layers, xavier", step, -1)
+if not config.quick():  # a 100-layer He run that stays at chance has silenced its first layer; one that learns has not
+    last = histograms["100 layers, he"].steps[-1]
+    silenced = grad_std("100 layers, he", last, 1) < 1e-2 * grad_std("100 layers, he", last, -1)
+    assert silenced == (tail_loss(fig3["100 layers, he"]) > CHANCE_LOSS - 0.02)
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# *Answer.* They move, and the wrong way. At step 1 the gradients of the five layers overlap (bottom left; printed:
+# layer 1's standard deviation is about a third of the last hidden layer's): He's promise, kept. By step 300 they
+# have fanned out over six decades, each layer lower the further it is from the head: the gradient reaching layer 1
+# has fallen by more than four decades (the printed line), that of the last hidden layer hardly at all. The top row
+# shows the forward side of it: the pre-activations of the middle layers (50 and 75) have shrunk by about a decade
+# and narrowed, so the layers between 25 and 75 now shrink what passes through them, forward and backward (in a
+# ReLU network the backward pass goes through the same weights and the same pattern of active units as the forward
+# one). The network has trained itself into the vanishing regime, and from then on its first layers receive almost
+# nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell back. (Here
+# the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on another CPU
+# it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does that one
+# silence its first layers too?)
+#
+# The other runs' printed lines: the 30-layer He network, which learns, keeps its layer-1 gradient within a factor
+# of five of the top's at every recorded step; the 30-layer Xavier network's is more than four decades below the
+# top from step 1 on, and stays there: it never had a gradient to lose. Both loss curves are flat at $\ln 10$; only
+# the histograms tell the two failures apart.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## 3. The ladder: 2 to 1000 layers, five initializations
 #
 # The same budget and learning rate for every cell, except the 1000-layer rung (width 32, batch 32), whose step is
-# the slowest: it gets 20 steps, enough to see that nothing moves (notebook 9 trains that depth properly). "default" is PyTorch's
-# `reset_parameters()`, $\operatorname{Var}[w] = 1/(3n_\text{in})$, a factor 6 too small for ReLU. (The four
-# initializations of an MLP rung without BatchNorm train together, as one stacked model: the same networks and the
-# same updates, one batched matrix product per layer for all four, which saves time.)
+# the slowest: it gets 20 steps, enough to see that nothing moves (notebook 9 trains that depth properly).
+# "default" is PyTorch's `reset_parameters()`, $\operatorname{Var}[w] = 1/(3n_\text{in})$, a factor 6 too small for
+# ReLU. (The four initializations of an MLP rung without BatchNorm train together, as one stacked model: the same
+# networks and the same updates up to float32 rounding, one batched matrix product per layer for all four, which
+# saves time.)
 #
+# "He + BN" puts a BatchNorm layer between each hidden layer and its ReLU, without the layer's bias: `BatchNorm1d`
+# in the MLPs, and in the CNN `BatchNorm2d`, which normalizes each of the 8 channels with one mean and one variance
+# over the batch and all $32 \times 32$ positions (notebook 7), `Conv2d(..., bias=False) → BatchNorm2d → ReLU`.
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** In the 2-layer MLP, does the initialization matter at all after 150 steps? And in the
 # > 4-layer CNN?
 
@@ -186,7 +278,7 @@ for rung, (arch, depth, width, batch, steps) in RUNGS.items():
             ladder[rung, cfg] = run(nets[cfg], steps, LR, batch=batch, name=f"{rung}, {cfg}", eval_every=steps)
 print(f"{len(ladder)} runs, {sum(r.seconds for r in ladder.values()):.0f} s of training")
 
-# %% anchor="training-ladder" mystnb={"image": {"alt": "Two heat maps over a ladder of networks (2-layer MLP, 4-layer CNN, 100- and 1000-layer MLPs) and five initializations (default, Xavier, He, orthogonal, He with BatchNorm). Left, validation accuracy on CIFAR-10 after 150 steps, written in each cell: about 40% for every initialization at 2 layers, at most 25% for the CNN, near chance for 100 and 1000 layers except orthogonal (18%) at 100, and a diverged run for He with BatchNorm at 1000. Right, the first layer's gradient variance at step 0, from about 1e-4 at 2 layers down to 1e-84 and exactly 0 at depth, with overflow for He with BatchNorm at 1000 layers: depth, not initialization alone, decides whether a plain network can learn."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="training-ladder" mystnb={"image": {"alt": "Two heat maps over a ladder of networks (2-layer MLP, 4-layer CNN, 100- and 1000-layer MLPs) and five initializations (default, Xavier, He, orthogonal, He with BatchNorm). Left, validation accuracy on CIFAR-10 after 150 steps, written in each cell: about 40% for every initialization at 2 layers; for the CNN about 14% with the default, 16 to 18% with Xavier, He and orthogonal and 25% with BatchNorm2d; chance or a little above it at 100 layers; chance at 1000 layers, and a diverged run for He with BatchNorm there. Right, the first layer's gradient variance at step 0, from about 1e-4 at 2 layers down to 1e-84 and exactly 0 at depth, with overflow for He with BatchNorm at 1000 layers: depth, not initialization alone, decides whether a plain network can learn."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 acc = np.array([[ladder[r, c].final_val_acc for c in CONFIGS] for r in RUNGS])
 gvar = np.array([[ladder[r, c].grad0[0] for c in CONFIGS] for r in RUNGS])
 fig, axes = plt.subplots(1, 2, figsize=(15, 4.4), layout="constrained")
@@ -209,19 +301,24 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Hardly in the 2-layer MLP: every initialization ends within a few points of the others (the printed
-# lines). In the 4-layer CNN it already does: PyTorch's default is lowest and He + BatchNorm highest.
+# lines). In the 4-layer CNN a little: PyTorch's default trails Xavier, He and orthogonal, which end within two
+# points of each other, and He + BatchNorm (`BatchNorm2d` there) is well ahead of all four.
 #
 # What the ladder says on CIFAR-10 (the numbers are in the cells of the maps):
 #
 # * **Shallow networks barely care.** At 2 layers every initialization trains to about the same accuracy (close to
 #   40% after 150 steps): one Linear layer and the head do not compound anything. The 4-layer CNN (3x3
-#   convolutions, 8 channels, global average pooling) learns more slowly in this budget, and here the
-#   initialization already shows: PyTorch's default is lowest and He + BatchNorm highest.
+#   convolutions, 8 channels, global average pooling) learns more slowly in this budget. Its three convolutions
+#   compound a wrong variance only three times, so only the default's factor $\tfrac16$ per layer shows; what lifts
+#   the CNN is `BatchNorm2d`, and not through a larger gradient at the start: its first layer's gradient at step 0 is
+#   *smaller* than He's (the right map). Notebook 7 showed what BatchNorm buys during training instead.
 # * **Depth punishes a wrong variance exponentially.** At 100 layers the first layer's gradient under the default
 #   ($\times\tfrac16$ per layer) and Xavier ($\times\tfrac12$) has vanished to tens of orders of magnitude below He's:
-#   nothing reaches the first layers, and those networks stay at chance. He keeps a usable gradient and still stays
-#   at chance within this budget at 100 layers; orthogonal weights, which add no randomness of their own
-#   (notebook 9), do leave it. At 1000 layers nothing of this menu moves.
+#   nothing reaches the first layers, and those networks stay at chance. He and orthogonal weights start with a
+#   usable gradient, and whether such a run leaves chance within 150 steps is fragile: it changes with the seed, and
+#   even with the rounding (the same networks computed in another order), so read the 100-layer He and orthogonal
+#   cells as "at best a little above chance". Section 2 showed how a 100-layer run that starts well can silence its
+#   own first layers. At 1000 layers nothing of this menu moves.
 # * **BatchNorm in a deep plain network explodes the gradient at initialization.** It is the folklore's remedy, yet
 #   the first layer's gradient variance is orders of magnitude *larger* than He's at 100 layers, and at 1000 layers
 #   it overflows `float32` in the very first backward pass (the map's black cell; the run stops there). Yang et al.
@@ -229,7 +326,8 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 #   the gradient grows exponentially with depth at initialization: BatchNorm normalizes the *forward* signal, and
 #   the backward pass through each normalization multiplies the gradient by a factor above one. (The residual
 #   networks of notebook 10 are where BatchNorm shines.)
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: predict the gap before training
 #
 # Section 1 printed the first layer's weight-gradient variance at step 0 for the 30-layer networks. Predict, from
@@ -253,16 +351,22 @@ print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g} (
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # A remark on the *other* layers: in a network of equal widths, $\operatorname{Var}[\partial L/\partial W_k]$ is
-# about the **same for every hidden layer** $k$, with any of these initializations (print
-# `fig3["30 layers, xavier"].grad0`): going up one layer, the gradient arriving from above gains the factor 2 that
-# the activation arriving from below loses. Xavier does not starve the first layer more than the others; it
-# starves all of them equally, by $2^{-28}$ relative to He.
-#
+# about the **same for every hidden layer** $k$ under Xavier and under He (print `fig3["30 layers, xavier"].grad0`):
+# going up one layer, the gradient arriving from above gains the factor 2 that the activation arriving from below
+# loses. Xavier does not starve the first layer more than the others; it starves all of them about equally, by
+# some $2^{-28}$ relative to He. (Not so under PyTorch's default: its random biases keep a floor under the forward
+# signal, so only the backward factor $\tfrac16$ acts, and the weight gradient shrinks layer by layer towards the
+# input: print `fig3["30 layers, default"].grad0`.)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary
 #
 # * Initialization decides whether a deep plain network learns: at 30 layers Xavier's factor $\tfrac12$ per layer
 #   and the default's $\tfrac16$ stall training while He's factor 1 trains (He et al. 2015); the first-layer
 #   gradient at step 0 predicts it.
+# * A flat loss does not say where a network fails; per-layer histograms of activations and gradients during
+#   training do: the 100-layer He network, which starts with a usable gradient, silences its first layers as it
+#   trains.
 # * Shallow networks barely care; deep ones punish a wrong variance exponentially.
 # * BatchNorm makes a deep *plain* network's gradient explode at initialization (Yang et al. 2019).
 # * At depth $\gg$ width, even He is not enough within a modest budget: notebook 9.

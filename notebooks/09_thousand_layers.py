@@ -20,13 +20,13 @@
 #
 # Notebook 8 ended with plain networks (no BatchNorm, no skip connections) that stall at 100 and 1000 layers with
 # PyTorch's default, Xavier and He. This notebook trains a **1000-layer plain network on CIFAR-10, on a CPU**, to
-# well above 40% test accuracy, a 100-layer one, and then **10,000 layers, on one CPU core**.
+# well above 40% test accuracy, a 100-layer one, and then asks the same of **10,000 layers, on one CPU core**.
 # Nothing in it is exotic: `Linear` layers, a leaky ReLU, SGD with momentum. What changes is the initialization,
 # chosen for the depth.
 #
-# 1. Why He fails at depth $\gg$ width: at initialization the network collapses every input onto one direction.
+# 1. Why He fails at depth $\gg$ width: what the network does to its inputs at initialization.
 # 2. The critical initialization: orthogonal weights and a leaky-ReLU slope tailored to the depth.
-# 3. Training: the standard initializations stall; the critical one learns, at 1000 and at 100 layers.
+# 3. Training: the standard initializations against the critical one, at 1000 and at 100 layers.
 # 4. Ten thousand layers, and what depth buys: against a linear classifier and a 2-layer MLP.
 # 5. When a step is too large: the run names the step and the layer that overflowed.
 # 6. Subnormal numbers: when vanishing costs time on a CPU.
@@ -78,7 +78,7 @@ test_loader = data.TensorLoader(x_test, y_test, 1000, shuffle=False)
 DEPTH, WIDTH = 1000, 32
 print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tuple(x_test.shape)}")
 
-# %% [markdown] slideshow={"slide_type": "slide"} anchor="he-forgets-predict"
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Why He fails at 1000 layers of width 32
 #
 # He's variance is exact *on average over random networks*. One network of finite width $n$ multiplies the squared
@@ -91,7 +91,8 @@ print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tup
 # (a ReLU network without biases only rescales, so nothing is lost): the gain $\log_{10}|h_\text{last}|/|h_\text{first}|$
 # per input, the cosine similarity between the last hidden vectors of different inputs, and the singular values of
 # the Jacobian.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"} anchor="he-forgets-predict"
 # > **Predict, then run.** For a 1000-layer He network of width 32, is the cosine similarity between the last hidden
 # > vectors of two *different* images closer to 0 (unrelated), or to 1 (identical)?
 
@@ -118,11 +119,13 @@ assert he_cos > 0.99 and prop[f"orthogonal, leaky ReLU a = {SLOPE:.3f}"]["log10_
 # *Answer.* Identical, to three digits: with ReLU, every layer makes the hidden vectors of different inputs a little
 # more alike, and after 1000 layers they all point the same way. The He network has forgotten which image it was
 # given before the signal reaches the classifier, and its signal is some twenty decades below the input. It computes
-# the same thing for every image, and its Jacobian (how the last hidden layer responds to the first) has one useful
-# direction and hundreds of decades of nothing. The first layer's gradient $\delta_1 x^\top$ then carries no
-# information about the label either, and it is vanishingly small: section 3 prints its variance at step 0, a
-# subnormal `float32` number for He.
-#
+# the same thing for every image, and its Jacobian (how the last hidden layer responds to the first) has its largest
+# singular value nineteen decades below 1 and at least half of them exactly 0 (the printed median, $-\infty$: every
+# ReLU that is off at a layer removes a direction for good). The first layer's gradient $\delta_1 x^\top$ then
+# carries no information about the label either, and it is vanishingly small: section 3 prints its variance at step
+# 0, a subnormal `float32` number for He.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The critical initialization
 #
 # Two changes keep the network near an **isometry** (every direction of the input preserved), the state that
@@ -175,13 +178,17 @@ del seq
 #
 # SGD with momentum 0.9, batch 128, a learning rate that decays linearly to zero. Two details of the step size follow
 # from the isometry. Every one of the $L$ layers receives a gradient of about the same size, and their updates add
-# up coherently at the output, so the learning rate must shrink like $1/L$: about $0.5/L$, $5\cdot10^{-4}$ here (at
-# $10^{-2}$ the run diverges). And the first layer, the only one that sees the 3072 pixels, contributes a small
-# share of each step ($\approx|x|^2 = 3072$ against $\approx L\,|h|^2 \approx 32{,}000$ for the hidden stack), so it
-# gets a 30 times larger learning rate (about $0.03L$) to learn its features. The standard initializations get the
-# same optimizer for a shorter budget (50 steps).
-#
-# > **Predict, then run.** After 50 steps, what is the training loss of the He network? And the critical one?
+# up coherently at the output, so the learning rate must shrink like $1/L$: about $0.5/L$, $5\cdot10^{-4}$ here
+# (section 5 shows what 40 times that does). And the first layer, the only one that sees the 3072 pixels, contributes
+# a small share of each step ($\approx|x|^2 = 3072$ against $\approx L\,|h|^2 \approx 32{,}000$ for the hidden
+# stack, about ten times more), so it gets a larger learning rate to learn its features. That ratio only says the
+# factor must be well above 1; the factor we use, $0.03L$ (30 here, 3 at 100 layers, 300 at 10,000), grows with the
+# depth like the ratio but is an empirical choice, not a derived one. The standard initializations get the same
+# optimizer for a shorter budget (50 steps).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# > **Predict, then run.** After 50 steps, what is the training loss of the He network, and to how many digits? Does
+# > the critical network's loss start at $\ln 10$, and where is it after 50 steps?
 
 # %% slideshow={"slide_type": "skip"} anchor="thousand-layers-runs"
 def optimizer_for(model, lr, first_multiplier):
@@ -255,11 +262,10 @@ if not config.quick():
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The standard initializations sit at $\ln 10 = 2.303$ to the fourth digit: their first-layer gradient is
 # zero in `float32` (or $10^{-42}$) and their output does not depend on the image. The critical network starts
-# *above* $\ln 10$ (its head, with gain 1, gives confident logits: notebook 5's scaled-down head would start it at
-# 2.30) and comes down within a few dozen steps. The critical network's loss falls from the first
-# steps, and after 1000 steps (the printed time) it classifies CIFAR-10's test images
-# far above chance (the printed line). That is more than a linear classifier on raw pixels reaches (about 40%):
-# the network uses its 999 gentle nonlinearities.
+# *above* $\ln 10$ (its head, with gain 1, gives confident logits; notebook 5's scaled-down head would start it near
+# $\ln 10$) and comes down within a few dozen steps (the figure). After 1000 steps (the printed time) it classifies
+# CIFAR-10's test images far above chance (the printed line), more than a linear classifier reaches (section 4
+# prints about 40%): the network uses its 999 gentle nonlinearities.
 #
 # **100 layers.** The same recipe with the slope for $L = 100$ ($a = 0.79$; a larger learning rate, $5\cdot10^{-3}$,
 # and a first-layer multiplier of 3, since at this depth the layers are less fragile):
@@ -359,7 +365,7 @@ for name, model in shallow.items():
     print(f"{name}: test accuracy {test_acc_shallow[name]:.1%} after {baselines[name].seconds:.0f} s "
           f"({baselines[name].steps_done} steps, stopped: no better validation accuracy for two epochs)")
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Validation accuracy on CIFAR-10 against training time (log scale) for a linear classifier, a 2-layer MLP of width 32, and plain orthogonal leaky-ReLU networks of 100, 1000 and 10,000 layers. The linear classifier levels off near 40%, the 2-layer MLP reaches about 47% within seconds, and the deep networks climb to about 42 to 46% in ten to a hundred times more time: depth trains, but buys no accuracy here."}} anchor="what-depth-buys" tags=["slides-output-only"]
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Validation accuracy on CIFAR-10 against training time (log scale) for a linear classifier, a 2-layer MLP of width 32, and plain orthogonal leaky-ReLU networks of 100, 1000 and 10,000 layers. The linear classifier levels off near 40% and the 2-layer MLP reaches about 47% within seconds; the 100-, 1000- and 10,000-layer networks climb to about 46%, 46% and 42%, each deeper one taking longer: depth trains, but buys no accuracy here."}} anchor="what-depth-buys" tags=["slides-output-only"]
 curves = {"linear classifier": baselines["linear classifier"], "2-layer MLP, width 32": baselines["2-layer MLP, width 32"],
           "100 layers": run_100, "1000 layers": runs[label], "10,000 layers": run_10k}  # fmt: skip
 fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
@@ -391,7 +397,7 @@ if not config.quick():
 # What the 10,000 layers do show is the lecture's point: *whether* a deep plain network trains is decided at
 # initialization, by how the signal propagates, not by the depth itself. A network that is an isometry at
 # initialization trains at any depth; accuracy needs more than that: an architecture whose layers do different
-# things (convolutions, notebook 8's CNN), and in practice residual connections and normalization (notebook 10).
+# things (convolutions and pooling), and in practice residual connections and normalization (notebook 10).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. When a step is too large: where did it overflow?
@@ -412,14 +418,15 @@ assert bad.diverged and bad.nonfinite.index >= 1
 # The loss climbs for a few steps, then an activation overflows `float32` ($3.4\cdot10^{38}$) in the forward pass,
 # at the layer printed above (or, going backwards, a gradient does). The diagnosis runs before the update, so the
 # weights are left as they were at the failing step.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Subnormals: when vanishing costs time
 #
 # A vanishing signal passes through `float32`'s *subnormal* range ($1.4\cdot10^{-45}$ to $1.2\cdot10^{-38}$) before
-# it becomes exactly 0. On many x86 CPUs arithmetic on subnormals is handled in microcode and is many times slower;
-# `torch.set_flush_denormal(True)` flushes them to zero. We time an elementwise operation on normal and on subnormal
-# numbers, and one training step of the 1000-layer network under PyTorch's default initialization (whose signal
-# underflows), each with and without flushing.
+# it becomes exactly 0. On many Intel CPUs an operation on subnormals takes a microcode assist, well over a hundred
+# cycles instead of a few; `torch.set_flush_denormal(True)` flushes them to zero. We time an elementwise operation on
+# normal and on subnormal numbers, and one training step of the 1000-layer network under PyTorch's default
+# initialization (whose signal underflows), each with and without flushing.
 
 # %% slideshow={"slide_type": "skip"} anchor="subnormal-speed"
 big = torch.rand(2_000_000) + 1.0
@@ -439,13 +446,15 @@ slow, fast = (bench.time_step(slow_net, xb, yb, 3, flush_denormal=f) for f in (F
 print(f"1000-layer default-init step: {slow:.3f} s without flushing, {fast:.3f} s with flushing")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# Read the numbers your machine printed. Where the elementwise subnormal operation is several times slower, that is
-# the microcode path, and flushing removes it. The matrix products of a training step go through a BLAS library that
-# often flushes subnormals already, so the whole step may change little: the slowdown shows up in elementwise-heavy
-# code (activations, optimizers, long products). If a CPU run that vanishes suddenly crawls,
-# `torch.set_flush_denormal(True)` is the first thing to try; it changes results only in numbers below
-# $1.2\cdot10^{-38}$, which are noise anyway.
-#
+# Read the numbers your machine printed. On the machine that ran this notebook (an AMD EPYC) subnormals cost nothing:
+# the elementwise operation takes about as long on subnormal as on normal numbers, with flushing or without, and so
+# does the training step. That depends on the CPU. A benchmark of the POP Centre of Excellence ("Subnormals", POP
+# co-design kernels) ran ten times slower without flushing on an Intel Xeon, 1.2 times slower on an AMD EPYC and no
+# slower on NVIDIA's Grace CPU. Where your elementwise line shows a slowdown, that is the microcode path, and
+# flushing removes it. If a CPU run whose signal vanishes suddenly crawls, `torch.set_flush_denormal(True)` is the
+# first thing to try; it changes results only in numbers below $1.2\cdot10^{-38}$, which are noise anyway.
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: a slope for your own network
 #
 # You want a plain network of 300 layers of width 64. Compute, from the formula of section 2, the leaky-ReLU slope
@@ -470,12 +479,13 @@ check("09-he-spread", he_spread_300)
 # ## Summary
 #
 # * At depth $\gg$ width, He's variance is right on average and useless in practice: one network's signal drifts by
-#   tens of decades, and worse, every input collapses onto one direction, so nothing reaches the first layers.
+#   some twenty decades, and worse, every input collapses onto one direction, so nothing reaches the first layers.
 # * Orthogonal weights and a leaky-ReLU slope tailored to the depth keep a 1000-layer plain network near an
-#   isometry, and plain SGD trains it on CIFAR-10 in minutes on a CPU, no BatchNorm and no skip connections needed.
+#   isometry, and plain SGD trains it on CIFAR-10 in under a minute on a CPU, no BatchNorm and no skip connections
+#   needed.
 # * The same recipe, scaled with the depth, trains 10,000 plain layers on one CPU core (the printed time). Depth
 #   buys no accuracy here: with the slope tailored to the depth the total nonlinearity stays fixed, and a 2-layer
-#   MLP of the same width does as well.
+#   MLP of the same width does at least as well.
 # * Fast tiny layers are about operations, not FLOPs: a fused backward pass, compiled loops over the layers, make
 #   the step cheaper.
 # * Residual connections reach the same goal more robustly, and they are what practice uses: notebook 10.

@@ -76,6 +76,36 @@ def test_layer_histograms_are_normalized_densities():
         figures.plot_layer_histograms([None])
 
 
+def test_log_histograms_put_each_layer_at_its_scale_and_leave_zeros_out():
+    g = torch.Generator().manual_seed(0)
+    deep = torch.randn(40_000, generator=g) * 1e-6
+    with_zeros = torch.cat([deep, torch.zeros(40_000)])  # half exact zeros: an inactive ReLU's gradient
+    samples = {"layer 1": torch.randn(40_000, generator=g), "layer 2": torch.randn(40_000, generator=g) * 1e-3,
+               "layer 3": with_zeros}  # fmt: skip
+    ax = figures.plot_log_histograms(samples, bins=120, title="gradients")
+    assert [line.get_label() for line in ax.lines] == ["layer 1", "layer 2", "layer 3"]
+    assert ax.get_xlabel() == "log10 |value|" and ax.get_ylabel() == "density" and ax.get_title() == "gradients"
+    lo, hi = ax.get_xlim()
+    assert lo == math.floor(lo * 2) / 2 and lo <= math.log10(float(deep.abs().min())) and hi >= 0.5
+    width = (hi - lo) / 120
+    means = []
+    for line in ax.lines:
+        x, y = line.get_xdata(), line.get_ydata()
+        assert np.sum(y) * width == pytest.approx(1.0, abs=1e-9)  # a density over the non-zero values
+        means.append(np.sum(x * y) * width)
+    # E[log10 |z|] for z ~ N(0, 1) is -0.275: each layer sits at log10 of its scale, shifted by that
+    np.testing.assert_allclose(means, [-0.275, -3.275, -6.275], atol=0.02)
+    assert len({line.get_marker() for line in ax.lines}) == 3  # shapes, not only colours
+    ax2 = figures.plot_log_histograms({"zeros left out": with_zeros, "without": deep}, xlim=(-9.0, -4.0), bins=50)
+    np.testing.assert_array_equal(ax2.lines[0].get_ydata(), ax2.lines[1].get_ydata())  # the zeros change nothing
+    assert ax2.get_xlim() == (-9.0, -4.0) and ax2.get_legend() is not None
+    assert figures.plot_log_histograms({"a": deep}, legend=False).get_legend() is None
+    with pytest.raises(ValueError, match="no finite non-zero value"):
+        figures.plot_log_histograms({"dead layer": torch.zeros(10)})
+    with pytest.raises(ValueError, match="at least one sample"):
+        figures.plot_log_histograms({})
+
+
 def test_plot_ratio_map_colours_and_writes_special_cells():
     ratios = np.array([[10.0, np.inf, 0.0], [np.nan, 1.0, 1e-9]])
     ax = figures.plot_ratio_map(ratios, ["a", "b"], ["x", "y", "z"], title="ratios", clip=3.0)

@@ -1,6 +1,7 @@
 """lecture_utils.probes: statistics against a hand computation, hooks removed even on error, divergence diagnosis,
 per-layer gradient and residual-stream variances, percentiles, and the training-time recorders under train.fit."""
 
+import copy
 import functools
 import math
 
@@ -13,6 +14,7 @@ from lecture_utils import config, data, models, train
 from lecture_utils.init import weighted_layers
 from lecture_utils.probes import (
     BufferSnapshot,
+    LayerHistograms,
     PercentileRecorder,
     Probe,
     Stats,
@@ -329,3 +331,70 @@ def test_update_ratio_under_fit_is_log10_lr_grad_over_weight():
     np.testing.assert_allclose(np.array(ratio.ratios), np.array(expected.values), atol=1e-3)
     with pytest.raises(ValueError, match="every must be a positive number of steps"):
         UpdateRatio(every=0)
+
+
+class _Replay:
+    """Keeps a copy of the model and the batch of the given steps, as they are before that step's forward pass."""
+
+    def __init__(self, steps):
+        self.steps, self.saved = steps, {}
+
+    def before_step(self, fit):
+        if fit.step in self.steps:
+            self.saved[fit.step] = (copy.deepcopy(fit.model), fit.xb.clone(), fit.yb.clone())
+
+
+def test_layer_histograms_are_the_training_steps_own_activations_and_gradients():
+    torch.manual_seed(0)
+    model = models.plain_net("mlp", 4, 8, "he", in_shape=SHAPE, num_classes=4, seed=0)
+    x, y = _toy()
+    loader = data.TensorLoader(x, y, batch_size=16, shuffle=True, seed=1)
+    hist, replay = LayerHistograms([1, 4, 6], sample=100), _Replay({1, 4, 6})
+    run = train.fit(model, loader, steps=6, lr=0.1, callbacks=[hist, replay])
+    assert run.steps_done == 6 and hist.steps == [1, 4, 6] and sorted(hist.forward) == [1, 4, 6]
+    assert hist.names == ["fc1", "fc2", "fc3", "head"] and _hook_count(model) == 0
+    for step, (net, xb, yb) in replay.saved.items():  # the same pass again, on the weights of that step
+        with Probe(net, sample=100) as probe:
+            nn.functional.cross_entropy(net(xb), yb).backward()
+        for name in hist.names:
+            for mine, ref in ((hist.forward[step][name], probe.forward[name]),
+                              (hist.backward[step][name], probe.backward[name])):  # fmt: skip
+                assert mine.numel == ref.numel == 16 * (4 if name == "head" else 8)
+                assert mine.var == pytest.approx(ref.var, rel=1e-6) and mine.mean == pytest.approx(ref.mean, abs=1e-9)
+                assert torch.equal(mine.sample, ref.sample) and len(mine.sample) == min(100, mine.numel)
+    # the head's gradient is (softmax - one-hot) / batch: each row sums to 0, so its mean is 0
+    assert hist.backward[1]["head"].mean == pytest.approx(0.0, abs=1e-9)
+    assert hist.forward[1]["fc1"].var != hist.forward[6]["fc1"].var  # the weights moved in between
+
+
+def test_layer_histograms_do_not_change_training_and_remove_their_hooks_when_a_run_stops():
+    x, y = _toy()
+
+    def train_once(*callbacks):
+        model = models.plain_net("mlp", 4, 8, "he", in_shape=SHAPE, num_classes=4, seed=0)
+        loader = data.TensorLoader(x, y, batch_size=16, shuffle=True, seed=1)
+        return model, train.fit(model, loader, steps=5, lr=0.1, callbacks=list(callbacks))
+
+    _, plain = train_once()
+    _, probed = train_once(LayerHistograms([1, 2, 5]))
+    assert probed.step_loss == plain.step_loss  # recording reads the step; it changes nothing
+
+    class StopAtTwo:  # ends the run inside a recorded step, before the recorder's after_backward
+        order = -40
+
+        def after_backward(self, fit):
+            if fit.step == 2:
+                raise train.StopFit
+
+    hist = LayerHistograms([2])
+    model, run = train_once(hist, StopAtTwo())
+    assert run.steps_done == 1 and _hook_count(model) == 0 and hist.forward == {}
+    assert LayerHistograms.order < train.DivergenceGuard.order  # removes its hooks before the guard may stop
+
+
+@pytest.mark.parametrize("kwargs, match", [({"steps": []}, "steps must be training steps"),
+                                           ({"steps": [0, 5]}, "steps must be training steps"),
+                                           ({"steps": [1], "sample": 0}, "sample must be a positive")])  # fmt: skip
+def test_layer_histograms_refuse_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LayerHistograms(**kwargs)
