@@ -68,12 +68,13 @@ config.show_banner()
 # $10^{k}$ and for $a = 0.1$ they are $10^{-k}$: after 100 layers, $10^{\pm 100}$. Both are ordinary
 # numbers in `float64` but neither exists in `float32`. We compute the product one multiplication at a time,
 # as a network does.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** `float32` holds numbers up to about $3.4\cdot10^{38}$. For $a = 10$, at which $k$
 # > does $A^k x$ first contain `inf`? Is the first `NaN` at the same $k$, or later? And for $a = 0.1$: does
 # > $0.1^k$ become exactly 0 right after it drops below $10^{-38}$?
 
-# %% slideshow={"slide_type": "fragment"} anchor="diag-power"
+# %% anchor="diag-power" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 x = torch.ones(2)
 for a in (10.0, 0.1):
@@ -87,7 +88,8 @@ for a in (10.0, 0.1):
 # *Answer.* `inf` at $k = 39$ ($10^{39} > 3.4\cdot10^{38}$), `NaN` one step later (section 3 says why), and for
 # $a = 0.1$ the first exact 0 comes at $k = 46$, eight layers after $10^{-38}$: the subnormal numbers of
 # section 2 fill the gap. `float64` holds all of it.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. What a float can hold: `torch.finfo`
 #
 # A floating-point number is $\pm m \cdot 2^e$ with a fixed number of bits for the mantissa $m$ and the
@@ -97,7 +99,7 @@ for a in (10.0, 0.1):
 # subnormal** $= $ smallest normal $\times$ eps $= 2^{-149} \approx 1.4\cdot10^{-45}$ for `float32`.
 # Anything below half of that rounds to exactly 0; anything above the max rounds to `inf`.
 
-# %% slideshow={"slide_type": "fragment"} anchor="float-limits"
+# %% anchor="float-limits" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 print(N.limits_table())
 f32, f64 = N.float_limits("float32"), N.float_limits("float64")
@@ -131,7 +133,7 @@ assert N.predicted_layer(1.0, 10.0, "overflow", "float32") == 39  # 1e38 < 3.4e3
 # the smallest subnormal), $10^{-45}$ as $1.4\cdot10^{-45}$ (the smallest subnormal itself, 40% off), and
 # $10^{-46}$ is exactly 0.
 
-# %% slideshow={"slide_type": "fragment"} anchor="underflow-to-zero"
+# %% anchor="underflow-to-zero" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 down = N.power_trajectory(torch.diag(torch.tensor([0.1, 0.1])), torch.ones(2), 47)
 for k in range(36, 48):
@@ -146,7 +148,7 @@ for k in range(36, 48):
 # off-diagonal entries are 0, and the matrix product computes $10\cdot\infty + 0 \cdot \infty$. In a network a
 # single `inf` in the loss propagates `NaN` into every gradient, and then into every weight.
 
-# %% slideshow={"slide_type": "fragment"} anchor="inf-to-nan"
+# %% anchor="inf-to-nan" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 big = torch.tensor(3e38)
 inf = big * 10
@@ -159,7 +161,7 @@ print("inf / inf   =", (inf / inf).item())
 print("1 / 0       =", (1 / zero).item(), "  (not NaN: a signed infinity)")
 assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / inf)
 
-# %% [markdown] slideshow={"slide_type": "slide"} anchor="deep-net-predict"
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. A 100-layer random network
 #
 # Now the matrices are random: $h_k = W_k f(h_{k-1})$ with $W_k \in \mathbb{R}^{D\times D}$, entries
@@ -172,12 +174,13 @@ assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / 
 # (Glorot & Bengio, 2010, §4.2.1; He et al., 2015, §2.2; Prince, 2023, §7.5). We pick $\sigma$ too large
 # ($g > 1$) and too small ($g < 1$), predict the first `float32` layer that overflows (some entry is `inf`)
 # or underflows (every entry is exactly 0), and measure it.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"} anchor="deep-net-predict"
 # > **Predict, then run.** With $D = 100$ and $\sigma = 0.5$, a linear layer multiplies the rms by
 # > $g = \sqrt{100 \cdot 0.25} = 5$ and a ReLU layer by $\sqrt{12.5} \approx 3.5$. Which of the two stacks
 # > overflows first, and roughly at which layer? (Use $k^\ast \approx \log(3.4\cdot10^{38}) / \log g$.)
 
-# %% slideshow={"slide_type": "skip"} anchor="deep-net"
+# %% anchor="deep-net" slideshow={"slide_type": "skip"}
 D, DEPTH = 100, 100
 CASES = [("linear", 0.5), ("relu", 0.5), ("linear", 0.02), ("relu", 0.03)]
 
@@ -192,7 +195,7 @@ def run_case(activation, sigma, dtype, seed=0):
 runs32 = {case: run_case(*case, torch.float32) for case in CASES}
 runs64 = {case: run_case(*case, torch.float64) for case in CASES}
 
-# %% slideshow={"slide_type": "fragment"} anchor="deep-net-table" tags=["slides-output-only"]
+# %% anchor="deep-net-table" slideshow={"slide_type": "fragment"} tags=["slides-output-only"]
 # NBVAL_CHECK_OUTPUT
 print(f"{'activation':<10} {'sigma':>5} {'growth g':>9} {'event':>9} {'predicted':>9} {'measured':>8}")
 for (activation, sigma), run in runs32.items():
@@ -216,7 +219,7 @@ for (activation, sigma), run in runs32.items():
 # The `float64` run of the same weights shows what `float32` cannot hold: the straight lines on a log scale
 # are the geometric growth $g^k$, and they cross the `float32` limits where the measured events happened.
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Forward pass of four 100-layer random networks (linear and ReLU, large and small weights), rms of the activations per layer on a log scale, computed in float64, with the float32 limits as dashed lines. Each curve is a straight line with slope g per layer, as predicted: the large-weight networks cross float32's maximum (marked x, around layers 55 and 72) and the small-weight ones fall below its smallest subnormal (around layer 65), where float32 gives inf or exactly 0."}} tags=["slides-output-only"]
+# %% mystnb={"image": {"alt": "Forward pass of four 100-layer random networks (linear and ReLU, large and small weights), rms of the activations per layer on a log scale, computed in float64, with the float32 limits as dashed lines. Each curve is a straight line with slope g per layer, as predicted: the large-weight networks cross float32's maximum (marked x, around layers 55 and 72) and the small-weight ones fall below its smallest subnormal (around layer 65), where float32 gives inf or exactly 0."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
     g = N.growth_factor(D, sigma**2, activation)
@@ -242,7 +245,7 @@ plt.show()
 # shrinks by the same $g$ per layer, now **from the output towards the input**: the first layers of a deep
 # network receive gradients $g^{100}$ times larger or smaller than the last.
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Backward pass of the same four networks: rms of the gradient with respect to each layer, on a log scale, in float64. The gradients grow or shrink by the same factor g per layer as the forward signal, now from the output (layer 100) down to the input, reaching up to about 1e70 or down to about 1e-70 at layer 0: the first layers get gradients g to the 100 times larger or smaller than the last."}} tags=["slides-output-only"]
+# %% mystnb={"image": {"alt": "Backward pass of the same four networks: rms of the gradient with respect to each layer, on a log scale, in float64. The gradients grow or shrink by the same factor g per layer as the forward signal, now from the output (layer 100) down to the input, reaching up to about 1e70 or down to about 1e-70 at layer 0: the first layers get gradients g to the 100 times larger or smaller than the last."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for (activation, sigma), run in runs64.items():
     g = N.growth_factor(D, sigma**2, activation)
@@ -315,7 +318,7 @@ k_exercise = ...  # TODO: the first layer where float32 rounds everything to exa
 check("01-growth-factor", g_exercise)
 check("01-zero-layer", k_exercise)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # Solution (run it to see the check pass; then measure it on a real stack)
 g_exercise = math.sqrt(256 * 0.05**2 / 2)  # 0.566: the rms shrinks by 43% per layer
 k_exercise = math.floor(math.log(f32.smallest_subnormal / 2) / math.log(g_exercise)) + 1

@@ -65,7 +65,8 @@ N = 10**6  # samples per check, in quick and full mode alike (it is cheap)
 #
 # Every unit of a network adds up many random terms. How does the spread of a sum depend on the spreads of its
 # terms?
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** $x \sim \mathcal N(1, 2^2)$ and $y \sim \mathcal N(-3, 0.5^2)$ are independent. Is
 # > $\mathrm{Var}[x + y]$ equal to $(2 + 0.5)^2$, to $2^2 + 0.5^2$, or to something else? Do the means matter? And
 # > for $u, v$ with unit variances and correlation 0.8: is $\mathrm{Var}[u + v]$ equal to 2, more, or less?
@@ -93,7 +94,8 @@ assert checks[0].rel_err < 0.01 and checks[1].rel_err < 0.01 and checks[2].rel_e
 # For independent $x, y$ the covariance is 0 and **variances add** (standard deviations do not). For correlated
 # ones they do not: with $v = \rho u + \sqrt{1-\rho^2}\,\varepsilon$ (unit variances, correlation $\rho$),
 # $\mathrm{Var}[u+v] = 2 + 2\rho$, and forgetting $2\,\mathrm{Cov} = 1.6$ predicts 2 where the truth is 3.6.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The mean of a product
 #
 # If $x$ and $y$ are independent their joint density factorizes, $p(x, y) = p(x)\,p(y)$, so
@@ -150,7 +152,8 @@ assert checks[2].rel_err > 10 and checks[4].rel_err > 0.9
 # activation, and a ReLU's output is never negative: its mean is not zero. We draw $10^6$ units with $m = 20$
 # inputs each, once with Gaussian inputs $h = 2z$ (mean 0, variance 4) and once with ReLU inputs
 # $h = \mathrm{ReLU}(z)$, $z \sim \mathcal N(0, 1)$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** $m = 20$, $\sigma_w = 0.3$. With $h = 2z$, what is $\mathrm{Var}[\sum_j w_j h_j]$? With
 # > $h = \mathrm{ReLU}(z)$, whose moments are $\mathbb E[h] = 1/\sqrt{2\pi} \approx 0.40$, $\mathbb E[h^2] = 1/2$ and
 # > $\mathrm{Var}[h] = \tfrac12(1 - 1/\pi) \approx 0.34$ (notebook 3 derives them): is it
@@ -227,7 +230,7 @@ var_exercise = ...  # TODO: Var[sum_j w_j h_j], a formula in mu, sw, m_ex and re
 
 check("02-nonzero-mean", var_exercise)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # Solution: Var[w h] = sw^2 Var h + sw^2 E[h]^2 + Var h mu^2 = sw^2 E[h^2] + mu^2 Var h; m independent terms add.
 var_exercise = m_ex * (sw**2 * relu["var"] + sw**2 * relu["mean"] ** 2 + relu["var"] * mu**2)
 check("02-nonzero-mean", var_exercise)
@@ -241,7 +244,8 @@ print(f"formula {var_exercise:.4f}, Monte Carlo over {N:,} samples {(w * h).sum(
 # solution prints both); worse, it adds a *common* shift $\mu \sum_j h_j$ to every unit of the layer, which the
 # next layers see as a correlation between units. Zero-mean weights avoid both, and every initialization in this
 # lecture draws them.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What to remember
 #
 # | identity | needs |

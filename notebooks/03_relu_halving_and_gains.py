@@ -67,7 +67,8 @@ N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 # Let $z \sim \mathcal N(0, \sigma^2)$, the pre-activation of a unit. The ReLU keeps $z$ where it is positive and
 # sends the rest to 0. The next layer sees the ReLU's output through a sum of products (notebook 2), so what
 # matters is what ReLU does to the moments of $z$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** What fraction of $\mathbb E[z^2]$ survives the ReLU: more than half, half, or less? Is
 # > $\mathrm{Var}[\mathrm{ReLU}(z)]$ the same number as $\mathbb E[\mathrm{ReLU}(z)^2]$? And when $\sigma$ goes
 # > from 1 to 3, do the mean, the second moment and the variance of $\mathrm{ReLU}(z)$ grow by 3 or by 9?
@@ -136,7 +137,8 @@ plt.show()
 # Exact values: linear 1; ReLU $\sqrt2$; leaky ReLU with slope $a$: $\mathbb E[f(z)^2] = (1 + a^2)/2$, so
 # $\sqrt{2/(1+a^2)}$. For tanh and sigmoid there is no closed form; we measure on $10^6$ samples and compare
 # with a deterministic quadrature (`lecture_utils.theory.mean_square`).
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** torch recommends $5/3 \approx 1.67$ for tanh and 1 for sigmoid. Is tanh's exact
 # > forward gain larger or smaller than 1, and is torch's 5/3 above or below it? And sigmoid's exact gain: near 1?
 
@@ -173,7 +175,8 @@ for name, param in rows:
 # $q \mapsto g^2\,\mathbb E[f(\sqrt q\,u)^2]$ has a stable **fixed point** $q^\ast$, and a deep stack settles there
 # instead of at 1 (with $g = 5/3$, tanh settles at $q^\ast \approx 1.18$; sigmoid with $g = 1$ at $0.26$: the next
 # table).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The backward pass: the same gains, another factor
 #
 # Going *down* one layer, back-propagation multiplies the gradient by $W^\top$ and by $f'(z)$ (notebook 1,
@@ -184,7 +187,8 @@ for name, param in rows:
 # For tanh and sigmoid the forward fixed point says nothing about $\chi$ (Poole et al. 2016 call it $\chi_1$:
 # below 1 their random networks are in the ordered phase, above 1 in the chaotic one).
 # `lecture_utils.theory.backward_factor` computes it by quadrature at $q^\ast$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** With torch's gains for tanh ($5/3$) and sigmoid (1), is $\chi$ above 1 (gradients explode
 # > with depth), below 1 (they vanish), or 1? For sigmoid, $\sigma'(z) = \sigma(z)(1-\sigma(z)) \le 1/4$ everywhere:
 # > what bound on $\chi$ does that give, and up to which gain is $\chi$ certainly below 1?
@@ -275,7 +279,8 @@ print(f"({g_mc}^2 / 2)^50 = {(g_mc**2 / 2) ** 50:.3f}")
 # product of 50 random per-layer factors, a random walk in log scale whose standard deviation is about
 # $\sqrt{5L/n} \approx 1$ here (it grows with depth and shrinks with width). This network is one draw of that walk;
 # notebook 4 measures the spread over 40 of them.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: the gain of a leaky ReLU
 #
 # Write `leaky_gain(a)`, the forward gain of a leaky ReLU $f(z) = \max(z, az)$ with slope $a$, using
@@ -296,7 +301,7 @@ def leaky_chi(a, g):
 check("03-leaky-gain", leaky_gain)
 check("03-leaky-chi", leaky_chi)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 # Solution: E[f(z)^2] = 1/2 + a^2/2 (half the mass has slope 1, half slope a), and f'(z)^2 averages to the same,
 # so chi = g^2 (1 + a^2) / 2, which is 1 at the forward gain: for (leaky) ReLU one gain keeps both passes,
 # unlike tanh and sigmoid.

@@ -74,7 +74,8 @@ n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as 
 #
 # Why not start every weight at 0, or at one well-chosen constant? Take a 2-layer MLP (20 inputs, 16 hidden ReLU
 # units, 3 classes) whose weights all start at the same value, and train it with SGD.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** After 100 steps of SGD from constant weights 0.1, how many *different* rows (hidden
 # > units) does the first layer have? And from all-zero weights, how far has the first layer moved?
 
@@ -112,7 +113,8 @@ assert symmetric_run(0.1)[0] == 1 and symmetric_run(0.0)[1] == 0.0
 # 0, so the gradient reaching the first layer is zero and nothing below the last layer ever moves.
 # Random weights break the symmetry: every unit starts different and stays different. The rest of this notebook
 # is about *how large* they should be (Goodfellow, Bengio & Courville, *Deep Learning*, §8.4; d2l §5.4).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The derivation
 #
 # Take one fully connected layer $z = W h + b$ with $n_\text{in}$ inputs and $n_\text{out}$ outputs,
@@ -365,14 +367,16 @@ for s2, slope in slopes.items():
 # theory (the cell above prints them, and checks each to within 0.05 in $\log$ per layer). Only He's
 # $\sigma^2 = 0.02$ is level, forwards *and* backwards. Yet the median He network ends at $E[h_{50}^2] = 0.23$, not 1,
 # and its gradient at layer 1 is 0.35 times the one at layer 50 (the cell above); section 4 explains why.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. One network is not the average
 #
 # The theory is an **expectation over random networks**. One network of width $D$ multiplies the mean square
 # at every layer by a random factor $\approx D\sigma^2/2\cdot(1 \pm O(1/\sqrt D))$, so $\log \mathbb E[h_L^2]$
 # performs a random walk whose variance after $L$ layers is about $5L/D$ (Hanin & Rolnick 2018;
 # `theory.log_norm_spread`): here $5\cdot50/100 = 2.5$, a standard deviation of $e^{\pm 1.6}$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** For 40 He networks of width 100, is the median $E[h_{50}^2]$ above 1, below 1, or
 # > at 1? And the plain average over the 40 networks?
 
@@ -404,7 +408,8 @@ assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 # upper tail), so it is a noisy estimate of the theory's value 1: it lands above or below 1 depending on which
 # networks were drawn. The theory is exact *on average over infinitely many
 # networks*; a single deep and narrow network drifts, and notebook 9 shows what that costs at 1000 layers.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: write He's and Glorot's rules
 #
 # Write the standard deviation He initialization gives a layer with `fan_in` inputs, and the bound of

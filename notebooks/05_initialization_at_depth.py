@@ -83,7 +83,8 @@ n_threads = config.small_layer_threads()  # narrow layers: one CPU thread is as 
 # in `float32` (quick and full mode alike: at initialization nothing is expensive). A `Probe` records the variance of the first and of the last hidden layer's output (before the
 # activation) and of the gradient there. The weights come from `plain_net(..., seed=0)`; the inputs from
 # another random stream (`config.rng(0, "inputs")`), so that inputs and weights are independent.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** At 100 hidden ReLU layers, which initializations keep the last layer's variance within a
 # > factor of 10 of the first's? What happens to $\mathcal N(0,1)$ at 1000 layers in `float32`?
 
@@ -164,12 +165,14 @@ assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, rep
 #   9 trains 1000 plain layers anyway.
 # - **tanh with He's $2/n$ or torch's gain 5/3** (the orthogonal column) keeps the forward pass bounded, but deep
 #   down the gradient explodes: notebook 3's backward factor $\chi > 1$, compounded over 100 and 1000 layers.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The last layer: start from an honest guess
 #
 # A 10-class classifier that knows nothing should say so: probability $1/10$ for every class, so the
 # cross-entropy at initialization should be $-\ln(1/10) = \ln 10 \approx 2.303$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** A 2-hidden-layer He MLP on our batch (random labels): is its initial loss above or below
 # > $\ln 10$? What does multiplying the head's weights by 10 do to it, and by 0.01?
 
@@ -194,7 +197,8 @@ assert initial_loss[10.0] > 5 and abs(initial_loss[0.01] - math.log(10)) < 0.05
 # A network that starts confidently wrong spends its first steps shrinking the logits instead of learning (the
 # "hockey stick" loss curve of Karpathy's *makemore* part 3). The fix is one line: scale the last layer down
 # (and zero its bias). Notebook 7 checks the initial loss of the training run against $\ln 10$ before training.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The first layers: saturated and dead units
 #
 # A variance tells you the scale; it does not tell you how many units *work*. Two failures to look for at
@@ -232,7 +236,8 @@ assert np.mean(dead["default"][4:]) > 2 * np.mean(dead["he"][4:])
 # He's network (zero biases) keeps far more of its units alive. (Scaling He's weights down, as
 # $\mathcal N(0, 0.01^2)$ does, kills no unit: with zero biases a ReLU network only rescales, and which units
 # are dead does not change.)
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Glorot & Bengio's histograms: "standard" against "normalized"
 #
 # Glorot & Bengio (2010) trained 5 hidden tanh layers of 1000 units and plotted, at initialization, the
@@ -290,7 +295,8 @@ print(f"normalized: E[tanh'(z_k)^2] at layers 1..4 (theory) {'  '.join(f'{v:.2f}
 # Not none: the derivation assumes tanh's linear regime, $\tanh' = 1$, while here $\mathbb E[\tanh'(z)^2]$ is 0.46
 # to 0.78 per layer, and their product is the 0.17 (the last line). The measured variances follow the quadrature
 # recurrence of `lecture_utils.theory` (the table).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. A data-driven initialization: LSUV
 #
 # Xavier and He compute the right scale from a model of the inputs (independent, zero mean, the variance of
@@ -347,7 +353,8 @@ assert all(0.5 < lsuv_var[a, "LSUV"] < 2 for a in ("tanh", "relu"))
 # this very network, it also removes the forward drift of one finite network that He cannot (ReLU, variance of the
 # last layer: He 0.034 where the theory says 2, LSUV 0.94). It costs one forward pass per layer and iteration,
 # and it sets the forward variance only: nothing in it looks at the gradients.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Explore: depth, width, $\sigma^2$, activation
 #
 # Move the sliders (in Jupyter or Colab): each change builds 5 networks of that shape with $\mathcal N(0, \sigma^2)$
@@ -390,7 +397,7 @@ worst, last_var = exercises.rescue_report(net)
 print(f"N(0, 1): most saturated layer {worst:.0%} of its units; last hidden layer's variance {last_var:.3g}")
 check("05-rescue", fix_init)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def fix_init(net):
     # orthogonal rows keep |z| = |x| in the first layer too (Var ~ 1, where Xavier gives ~ 2), and gain 1 keeps the
     # layers after it near tanh's linear regime: the edge of chaos of notebook 9. (The most saturated layer: 4%
