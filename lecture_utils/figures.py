@@ -154,6 +154,7 @@ def plot_layer_histograms(samples: Sequence[torch.Tensor], ax: Axes | None = Non
         density, _ = np.histogram(v, bins=edges, density=True)
         ax.plot(centres, density, color=c, lw=1.4, label=f"layer {k}", marker=MARKERS[(k - 1) % len(MARKERS)])
     ax.set_xlim(*xlim)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))  # gradients of 1e-4: "1e-4" once, not on every tick
     return finish(ax, title, xlabel, "density")
 
 

@@ -53,7 +53,7 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import torch
 
-from lecture_utils import config
+from lecture_utils import config, figures  # figures: the lecture's colour-blind-safe style, a marker per line
 from lecture_utils import numerics as N
 
 # %matplotlib inline
@@ -234,6 +234,7 @@ for value, text in ((f32.max, "float32 max"), (f32.smallest_normal, "float32 sma
 ax.set(xlabel="layer k", ylabel="rms of $h_k$ (computed in float64)",
        title="Forward pass in float64 (dotted: $g^k$; x: where float32 overflowed / hit 0)")
 ax.legend(fontsize=8, loc="center right")
+figures.thin_markers(ax)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
@@ -256,6 +257,7 @@ for value in (f32.max, f32.smallest_subnormal):
 ax.set(xlabel="layer k", ylabel=r"rms of $\partial L / \partial h_k$ (float64)",
        title="Backward pass in float64 (dashed: float32 limits; dotted: $g^{100-k}$)")
 ax.legend(fontsize=8, loc="center left")
+figures.thin_markers(ax)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -280,6 +282,7 @@ for (activation, sigma), run in runs32.items():
 print("relu stacks, float32: gradient at the input =", [runs32[c].grads[0, :3].tolist() for c in CASES[1::2]])
 
 # %%
+# NBVAL_CHECK_OUTPUT
 for (activation, sigma), run in runs32.items():
     if activation == "relu":
         alive = [k for k, grad in enumerate(run.grads) if torch.isfinite(grad).all() and (grad != 0).any()]

@@ -50,12 +50,13 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from lecture_utils import config
+from lecture_utils import config, figures
 from lecture_utils import montecarlo as mc
 
 # %matplotlib inline
 
 config.seed_everything(0)
+figures.use_style()  # the lecture's colour-blind-safe palette, a marker per line
 config.show_banner()
 gen = torch.Generator().manual_seed(0)  # every draw below comes from this generator (CPU, reproducible)
 N = 10**6  # samples per check, in quick and full mode alike (it is cheap)

@@ -49,13 +49,14 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from lecture_utils import config, init, theory
+from lecture_utils import config, figures, init, theory
 from lecture_utils import montecarlo as mc
 from lecture_utils.exercises import check
 
 # %matplotlib inline
 
 config.seed_everything(0)
+figures.use_style()  # the lecture's colour-blind-safe palette, a marker per line
 config.show_banner()
 config.small_layer_threads()  # small matrices: one CPU thread is as fast, and steady on a busy machine
 gen = torch.Generator().manual_seed(0)  # every random draw below comes from this generator
@@ -205,6 +206,7 @@ for name, gains in GAINS.items():
         print(f"{name:<9} {kind:>13} {g:.2f}  {q:>14.3g}  {chi:>12.3g}  {chi**50:>9.2g}")
 
 # %%
+# NBVAL_CHECK_OUTPUT
 q4 = theory.fixed_point("sigmoid", 4.0)  # sigmoid with a much larger gain
 print(f"sigmoid with g = 4: fixed point {q4:.3g}, chi {theory.backward_factor('sigmoid', 4.0, q4):.2f}")
 
@@ -243,16 +245,17 @@ for (name, kind), (fwd, bwd) in stacks.items():
 tanh_ratio = (stacks[("tanh", "torch")][1][1] / stacks[("tanh", "torch")][1][-1]).item()
 assert tanh_ratio > 100 and (stacks[("sigmoid", "torch")][1][1] / stacks[("sigmoid", "torch")][1][-1]).item() < 1e-20
 
-# %% anchor="gains-at-depth" mystnb={"image": {"alt": "Two panels over 50 layers of width 256. Left, forward pre-activation variance: tanh and sigmoid settle at their predicted fixed points and ReLU with gain root 2 wanders around 1. Right, backward gradient on a log scale: ReLU with root 2 stays level, tanh with torch's gain 5/3 grows by about four orders of magnitude towards layer 1, and sigmoid with gain 1 vanishes by some 60 orders: the recommended gains balance the forward pass, not always the backward one."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="gains-at-depth" mystnb={"image": {"alt": "Two panels over 50 layers of width 256. Left, forward pre-activation variance: tanh and sigmoid settle at their predicted fixed points and ReLU with gain root 2 drifts away from 1 in this one network (up to about 2.7, ending near 1.8). Right, backward gradient on a log scale: ReLU with root 2 stays level, tanh with torch's gain 5/3 grows by about four orders of magnitude towards layer 1, and sigmoid with gain 1 vanishes by some 60 orders: the recommended gains balance the forward pass, not always the backward one."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
 for i, (name, gains) in enumerate(GAINS.items()):
     for kind, style in zip(gains, ("-", "--"), strict=False):
         g = gains[kind]
         fwd, bwd = stacks[(name, kind)]
         label = f"{name}, {kind} gain {g:.3f}"
-        axes[0].plot(fwd.numpy(), style, color=f"C{i}", label=label)
+        marks = {"marker": "osD"[i], "markevery": 5, "ms": 5}  # a marker per activation: not colour alone
+        axes[0].plot(fwd.numpy(), style, color=f"C{i}", label=label, **marks)
         axes[0].plot(lines[(name, kind)], ":", color="k", lw=0.8)
-        axes[1].semilogy(bwd.numpy(), style, color=f"C{i}", label=label)
+        axes[1].semilogy(bwd.numpy(), style, color=f"C{i}", label=label, **marks)
 axes[0].set(xlabel="layer k", ylabel=r"Var$[z_k]$", ylim=(0, 3.2), title="Forward: pre-activation variance (dotted: theory)")
 axes[1].set(xlabel="layer k", ylabel=r"$E[(\partial L/\partial z_k)^2]$",
             title="Backward: gradient reaching layer k (read right to left)")

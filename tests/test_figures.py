@@ -74,6 +74,10 @@ def test_layer_histograms_are_normalized_densities():
     assert auto.get_xlim()[0] == -auto.get_xlim()[1]  # symmetric range holding 99.5% of the values
     with pytest.raises(ValueError, match="sample > 0"):
         figures.plot_layer_histograms([None])
+    tiny = figures.plot_layer_histograms([s * 1e-4 for s in samples])  # gradients of 1e-4 (notebook 05)
+    tiny.figure.canvas.draw()
+    ticks = [t.get_text() for t in tiny.get_xticklabels() if t.get_text()]
+    assert ticks and max(map(len, ticks)) <= 5  # short labels that cannot overlap, the 1e-4 shown once as an offset
 
 
 def test_log_histograms_put_each_layer_at_its_scale_and_leave_zeros_out():
