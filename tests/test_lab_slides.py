@@ -24,13 +24,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tools import browser as chromium_tools
 from tools import marking
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "04_xavier_and_he.ipynb"
 SCREENSHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 def lab_command() -> list[str]:
@@ -92,19 +91,9 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run `bash tools/browser_deps.sh` (make test does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1400,900", f"--user-data-dir={tmp_path_factory.mktemp('chromium-lab')}"):  # fmt: skip
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_script_timeout(180)
+    if chromium_tools.missing():
+        pytest.fail(f"{' and '.join(chromium_tools.missing())} missing: run `bash tools/browser_deps.sh` (make test does)")
+    driver = chromium_tools.chromium(window_size="1400,900", profile=tmp_path_factory.mktemp("chromium-lab"))
     yield driver
     driver.quit()
 
@@ -119,6 +108,24 @@ def _wait(driver, script: str, seconds: float = 120):
     return None
 
 
+def _click(driver, selector: str, seconds: float = 60):
+    """Click like a user, once JupyterLab's splash screen (shown while it loads, longer on a busy machine) and any
+    transient overlay are gone; the last interception's message if something still covers the button."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.webdriver.common.by import By
+
+    _wait(driver, "return !document.querySelector('#jupyterlab-splash')", seconds)
+    deadline, error = time.monotonic() + seconds, None
+    while time.monotonic() < deadline:
+        try:
+            driver.find_element(By.CSS_SELECTOR, selector).click()
+            return
+        except ElementClickInterceptedException as exc:
+            error = exc
+            time.sleep(0.5)
+    raise AssertionError(f"{selector} stayed covered for {seconds} s: {error.msg if error else ''}")
+
+
 def test_make_lab_offers_the_slideshow_and_rise_shows_the_marked_slides(lab, browser):
     from selenium.webdriver.common.by import By
 
@@ -128,7 +135,7 @@ def test_make_lab_offers_the_slideshow_and_rise_shows_the_marked_slides(lab, bro
     assert button, f"no RISE button in the notebook's toolbar (is jupyterlab_rise installed?) {log.read_text()[-2000:]}"
     title = browser.execute_script("return arguments[0].getAttribute('title') || arguments[0].innerText", button)
     assert "Slideshow" in title and "Alt+R" in title, title
-    browser.find_element(By.CSS_SELECTOR, '[data-command="RISE:preview"]').click()  # what Alt+R does
+    _click(browser, '[data-command="RISE:preview"]')  # what Alt+R does
     assert _wait(browser, "return document.querySelector('iframe[src*=\"/rise/\"]')"), "the slideshow did not open"
     browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, 'iframe[src*="/rise/"]'))
     try:

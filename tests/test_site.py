@@ -25,6 +25,7 @@ import nbformat
 import pytest
 from filelock import FileLock
 
+from tools import browser as chromium_tools
 from tools import colab, handout, marking, site, slides, teaching
 
 ROOT = colab.ROOT
@@ -32,8 +33,6 @@ ROOT = colab.ROOT
 NOTEBOOKS_DIR = Path(os.environ.get("SITE_NOTEBOOKS", ROOT / "notebooks")).resolve()
 NOTEBOOKS = site.lecture_notebooks(NOTEBOOKS_DIR)
 SCREENSHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 #: The notebook page the browser test reads: math, figures, the explorer.
 MATH_PAGE = "04_xavier_and_he"
 #: axe-core, installed from the npm registry by tools/browser_deps.sh (package-lock.json pins it).
@@ -212,22 +211,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run `bash tools/browser_deps.sh` (make test does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,1400",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(120)
-    driver.set_script_timeout(120)
+    if chromium_tools.missing():
+        pytest.fail(f"{' and '.join(chromium_tools.missing())} missing: run `bash tools/browser_deps.sh` (make test does)")
+    driver = chromium_tools.chromium(window_size="1280,1400", profile=tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 

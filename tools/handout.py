@@ -20,7 +20,6 @@ import argparse
 import base64
 import functools
 import http.server
-import os
 import shutil
 import subprocess
 import sys
@@ -31,12 +30,11 @@ from pathlib import Path
 import nbformat
 
 from lecture_utils import atomic
+from tools import browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 FILE = "lecture-handout.pdf"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 INDEX = """# {title}
 
 **The lecture's notebooks, printed.** {intro}
@@ -87,23 +85,11 @@ def _serve(folder: Path):
 
 
 def chromium():
-    """A headless Chromium driven by chromedriver (one clear message when either is missing)."""
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-    if missing:
-        raise SystemExit(f"the handout is printed by headless Chromium: {' and '.join(missing)} missing; run "
-                         "`bash tools/browser_deps.sh chromium` (make handout does), or set CHROMIUM=/path CHROMEDRIVER=/path")  # fmt: skip
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"):  # fmt: skip
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(300)
-    driver.set_script_timeout(300)
-    return driver
+    """A headless Chromium for printing (one clear message when it or its driver is missing)."""
+    try:
+        return browser.chromium(timeout=300)
+    except FileNotFoundError as err:
+        raise SystemExit(f"the handout is printed by headless Chromium: {err}") from None
 
 
 #: Page.printToPDF's options: A4, 1.5 cm margins, page numbers in the footer, a tagged PDF with an outline.
