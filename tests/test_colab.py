@@ -53,3 +53,29 @@ def test_setup_cell_failure_is_one_clear_line(tmp_path):
     reason = line.split("wrong URL?): ", 1)[1]
     assert reason.startswith(("fatal:", "ERROR:")), line  # git's or pip's own words, without colour codes
     assert "Traceback" not in line and "CalledProcessError" not in line
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_training_notebooks_ask_colab_for_a_gpu(nb: Path):
+    """06-10 train on CIFAR-10: Colab opens them on a GPU runtime when one is free (issue 15, part 6); 01-05 not."""
+    metadata = nbformat.read(nb, as_version=4).metadata
+    assert colab.check_metadata(metadata, nb.relative_to(ROOT)) == []
+    assert (metadata.get("accelerator") == "GPU") == (int(nb.name[:2]) >= 6)
+
+
+def test_gpu_metadata_check_names_what_is_wrong_and_fix_repairs_it(tmp_path):
+    """A training notebook without the metadata, and a small one that asks for a GPU, are both reported; fix_metadata
+    writes (or removes) it without touching anything else, and a second fix changes nothing."""
+    train, small = tmp_path / "07_x.ipynb", tmp_path / "02_y.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), train)
+    nbformat.write(nbformat.v4.new_notebook(metadata={"accelerator": "GPU", "colab": {"gpuType": "T4"}}), small)
+    (problem,) = colab.check_metadata(nbformat.read(train, as_version=4).metadata, Path("notebooks/07_x.ipynb"))
+    assert "must ask Colab for a GPU" in problem and "make colab" in problem
+    (problem,) = colab.check_metadata(nbformat.read(small, as_version=4).metadata, Path("notebooks/02_y.ipynb"))
+    assert "must not ask Colab" in problem
+    assert colab.fix_metadata(train) and colab.fix_metadata(small)
+    assert not colab.fix_metadata(train) and not colab.fix_metadata(small)
+    fixed = nbformat.read(train, as_version=4)
+    assert fixed.metadata["accelerator"] == "GPU" and fixed.metadata["colab"] == {"gpuType": "T4"}
+    assert [c.source for c in fixed.cells] == ["1"]
+    assert nbformat.read(small, as_version=4).metadata == {}

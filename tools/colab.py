@@ -6,6 +6,11 @@ notebook (``notebooks/NN_*.py``) starts with
 1. a markdown cell whose first line is the badge pointing at the notebook's own path, and
 2. a code cell that, only inside Colab, pip-installs the package from that repository.
 
+The notebooks that train on CIFAR-10 (06 onwards) also carry Colab's notebook metadata for a GPU runtime
+(``accelerator: GPU``), so Colab opens them on a GPU when one is free; on a CPU runtime they run as they do here
+(the device is chosen at each call, ``lecture_utils.config``).  Jupytext keeps that metadata out of the ``.py``, so
+it is written into the ``.ipynb`` (``make sync`` leaves it there).
+
 ``python -m tools.colab --write`` rewrites both in every notebook source (then ``make sync`` pairs
 the .ipynb); ``python -m tools.colab`` only checks, and tests/test_colab.py runs the same check.
 """
@@ -20,6 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
 SETUP_MARKER = "# Colab set-up: installs this package from the repository (does nothing outside Colab)."
+#: The first notebook that trains on CIFAR-10; it and every later one ask Colab for a GPU runtime.
+FIRST_GPU_NOTEBOOK = 6
+#: Colab's notebook metadata for "Runtime > Change runtime type > GPU" (T4: the GPU of Colab's free tier).
+GPU_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4"}}
 
 
 def repository_url() -> str:
@@ -102,6 +111,45 @@ def check_cells(cells, rel: Path) -> list[str]:
     return errs
 
 
+def wants_gpu(rel: Path | str) -> bool:
+    """True for a notebook (``NN_name.py`` or ``.ipynb``) that trains on CIFAR-10 and so asks Colab for a GPU."""
+    return int(Path(rel).name[:2]) >= FIRST_GPU_NOTEBOOK
+
+
+def check_metadata(metadata, rel: Path) -> list[str]:
+    """Problems with the Colab runtime metadata of the .ipynb at ``rel``; empty when it is right."""
+    has = {k: metadata.get(k) for k in GPU_METADATA}
+    if wants_gpu(rel):
+        if metadata.get("accelerator") != "GPU" or (metadata.get("colab") or {}).get("gpuType") != "T4":
+            return [f"{rel}: trains on CIFAR-10, so its metadata must ask Colab for a GPU (run `make colab`): {has}"]
+    elif "accelerator" in metadata:
+        return [f"{rel}: needs no GPU, so its metadata must not ask Colab for one (run `make colab`): {has}"]
+    return []
+
+
+def fix_metadata(ipynb: Path) -> bool:
+    """Write (or remove) Colab's GPU-runtime metadata in the notebook ``ipynb``; True if it changed."""
+    import nbformat
+
+    from lecture_utils import atomic
+
+    nb = nbformat.read(ipynb, as_version=4)
+    before = nbformat.writes(nb)
+    if wants_gpu(ipynb):
+        nb.metadata["accelerator"] = GPU_METADATA["accelerator"]
+        nb.metadata["colab"] = {**nb.metadata.get("colab", {}), **GPU_METADATA["colab"]}
+    else:
+        nb.metadata.pop("accelerator", None)
+        nb.metadata.get("colab", {}).pop("gpuType", None)
+        if nb.metadata.get("colab") == {}:
+            del nb.metadata["colab"]
+    after = nbformat.writes(nb)
+    if after == before:
+        return False
+    atomic.write_text(ipynb, after + "\n")
+    return True
+
+
 def fix(rel: Path) -> bool:
     """Rewrite the badge and set-up cell of the notebook source ``rel``; True if it changed."""
     import jupytext
@@ -139,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", type=Path, help="notebook sources (default: every notebooks/NN_*.py)")
     args = parser.parse_args(argv)
     import jupytext
+    import nbformat
 
     errs = []
     chosen = [p.resolve().relative_to(ROOT) for p in args.paths] if args.paths else notebook_sources()
@@ -147,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"updated {rel}")
         nb = jupytext.read(ROOT / rel)
         errs += check_cells(nb.cells, rel)
+        ipynb = (ROOT / rel).with_suffix(".ipynb")
+        if ipynb.exists():
+            if args.write and fix_metadata(ipynb):
+                print(f"updated {ipynb.relative_to(ROOT)} (Colab runtime)")
+            errs += check_metadata(nbformat.read(ipynb, as_version=4).metadata, ipynb.relative_to(ROOT))
     for e in errs:
         print(e, file=sys.stderr)
     return 1 if errs else 0
