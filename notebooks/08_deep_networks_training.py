@@ -147,7 +147,9 @@ for name, r in fig3.items():
 # %% slideshow={"slide_type": "skip"}
 for init_name in ("xavier", "default"):  # at 30 layers: He moves off the plateau, Xavier and the default do not
     assert tail_loss(fig3["30 layers, " + init_name]) > CHANCE_LOSS - 0.05
-    assert tail_loss(fig3["30 layers, he"]) < tail_loss(fig3["30 layers, " + init_name]) - 0.05
+    assert tail_loss(fig3["30 layers, he"]) < tail_loss(fig3["30 layers, " + init_name]) - 0.05, (
+        f"He's loss over the last 50 steps is {tail_loss(fig3['30 layers, he']):.3f}: it did not leave the plateau "
+        "(true on CIFAR-10; on the synthetic images in full mode He stays near it)")
     assert fig3["30 layers, he"].grad0[0] > 1e6 * fig3["30 layers, " + init_name].grad0[0]
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
