@@ -211,8 +211,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    if chromium_tools.missing():
-        pytest.fail(f"{' and '.join(chromium_tools.missing())} missing: run `bash tools/browser_deps.sh` (make test does)")
+    """Headless Chromium; a missing binary fails the test with the one line that says what to install."""
     driver = chromium_tools.chromium(window_size="1280,1400", profile=tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
