@@ -129,9 +129,9 @@ assert N.predicted_layer(1.0, 10.0, "overflow", "float32") == 39  # 1e38 < 3.4e3
 # ## 3. Overflow, underflow through the subnormals, and NaN
 #
 # **Underflow is gradual.** Dividing by 10 again and again, `float32` keeps 7 significant digits down to
-# $10^{-38}$, then the subnormals keep fewer and fewer: $10^{-44}$ is stored as $9.8\cdot10^{-45}$ (7 times
-# the smallest subnormal), $10^{-45}$ as $1.4\cdot10^{-45}$ (the smallest subnormal itself, 40% off), and
-# $10^{-46}$ is exactly 0.
+# its smallest normal number, $1.2\cdot10^{-38}$, then the subnormals keep fewer and fewer: $10^{-44}$ is
+# stored as $9.8\cdot10^{-45}$ (7 times the smallest subnormal), $10^{-45}$ as $1.4\cdot10^{-45}$ (the
+# smallest subnormal itself, 40% off), and $10^{-46}$ is exactly 0.
 
 # %% anchor="underflow-to-zero" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
@@ -145,8 +145,9 @@ for k in range(36, 48):
 # **Overflow gives `inf`, and `inf` gives `NaN`.** Once a value is `inf`, the next operations easily produce
 # `NaN` ("not a number"): $\infty - \infty$, $0 \cdot \infty$ and $\infty / \infty$ have no value. That is
 # why the $\mathrm{diag}(10,10)$ product above turned into `NaN` one step after it overflowed: the
-# off-diagonal entries are 0, and the matrix product computes $10\cdot\infty + 0 \cdot \infty$. In a network a
-# single `inf` in the loss propagates `NaN` into every gradient, and then into every weight.
+# off-diagonal entries are 0, and the matrix product computes $10\cdot\infty + 0 \cdot \infty$. A network's
+# gradients obey the same rules: section 5 follows one that overflows on its way down a ReLU stack and reaches the
+# input as `NaN`.
 
 # %% anchor="inf-to-nan" slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
@@ -164,9 +165,10 @@ assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. A 100-layer random network
 #
-# Now the matrices are random: $h_k = W_k f(h_{k-1})$ with $W_k \in \mathbb{R}^{D\times D}$, entries
-# $\mathcal N(0, \sigma^2)$, $D = 100$, $f$ the identity (a linear network) or ReLU, and input
-# $h_0 = x \sim \mathcal N(0, I)$. For one entry of $h_k$ (a sum of $D$ independent products, notebook 2):
+# Now the matrices are random: $h_1 = W_1 x$ and $h_k = W_k f(h_{k-1})$ for $k \ge 2$ (the input goes into the
+# first layer unchanged), with $W_k \in \mathbb{R}^{D\times D}$, entries $\mathcal N(0, \sigma^2)$, $D = 100$,
+# $f$ the identity (a linear network) or ReLU, and input $x \sim \mathcal N(0, I)$. For one entry of $h_k$,
+# $k \ge 2$ (a sum of $D$ independent products, notebook 2):
 # $$\mathrm{Var}[h_k] = D \sigma^2\, \mathbb E[f(h_{k-1})^2] =
 #   \begin{cases} D\sigma^2\, \mathrm{Var}[h_{k-1}] & \text{linear}\\
 #                 \tfrac12 D\sigma^2\, \mathrm{Var}[h_{k-1}] & \text{ReLU (notebook 3)}\end{cases}$$
@@ -208,12 +210,13 @@ for (activation, sigma), run in runs32.items():
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The linear stack ($g = 5$) overflows first, near layer 56 ($\log(3.4\cdot10^{38}) / \log 5 \approx 55$);
-# the ReLU stack ($g \approx 3.5$) about 15 layers later (the first two rows: predicted and measured layer).
+# the ReLU stack ($g \approx 3.5$) 15 layers later by the prediction (71 against 56) and 17 as measured (72 against
+# 55): the first two rows.
 #
 # The prediction is within a couple of layers. It is not exact because (i) it follows the *root-mean-square*
-# entry while overflow happens at the *largest* of the 100 entries (about 2.5 times larger: it overflows
-# $\log 2.5 / \log g$ layers earlier, and reaches 0 that much later), (ii) the log-norm of a random product
-# is a random walk whose drift is slightly below $\log g$ ($\mathbb E \log \ne \log \mathbb E$), (iii) the
+# entry while overflow happens at the *largest* of the 100 entries (in size about 2.7 times the rms: it
+# overflows $\log 2.7 / \log g$ layers earlier, and reaches 0 that much later), (ii) the log-norm of a random
+# product is a random walk whose drift is slightly below $\log g$ ($\mathbb E \log \ne \log \mathbb E$), (iii) the
 # first ReLU layer sees $x$ itself, not $\mathrm{ReLU}(x)$, so it grows by $\sqrt 2$ more, and (iv) each
 # seed is one sample.
 # The `float64` run of the same weights shows what `float32` cannot hold: the straight lines on a log scale
