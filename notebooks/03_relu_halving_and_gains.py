@@ -23,8 +23,7 @@
 # The activation $f$ enters only through its **second moment** $\mathbb E[f(z)^2]$. This notebook computes it
 # for ReLU, turns it into a **gain** $g$ with
 # $\mathrm{Var}[w] = g^2/\text{fan-in}$, and compares the gains PyTorch recommends
-# (`torch.nn.init.calculate_gain`) with measured ones: for ReLU, leaky ReLU and linear they are exact; for
-# tanh and sigmoid they are forward-pass conventions, and the backward pass tells a different story.
+# (`torch.nn.init.calculate_gain`) with measured ones, first in the forward pass and then in the backward pass.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -58,7 +57,9 @@ from lecture_utils.exercises import check
 config.seed_everything(0)
 figures.use_style()  # the lecture's colour-blind-safe palette, a marker per line
 config.show_banner()
-config.small_layer_threads()  # small matrices: one CPU thread is as fast, and steady on a busy machine
+# one torch thread on a CPU, as make lecture runs it (two notebooks at a time on two cores);
+# config.small_layer_threads says why
+config.small_layer_threads()
 gen = torch.Generator().manual_seed(0)  # every random draw below comes from this generator
 N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 
@@ -70,8 +71,8 @@ N = 10**6  # Monte Carlo samples per check (quick and full mode alike)
 # matters is what ReLU does to the moments of $z$.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# > **Predict, then run.** What fraction of $\mathbb E[z^2]$ survives the ReLU: more than half, half, or less? Is
-# > $\mathrm{Var}[\mathrm{ReLU}(z)]$ the same number as $\mathbb E[\mathrm{ReLU}(z)^2]$? And when $\sigma$ goes
+# > **Predict, then run.** The title promises a halving, but of what? By what factor does the ReLU multiply
+# > $\mathbb E[z^2]$, and by what factor $\mathrm{Var}[z]$ (give a number for each)? And when $\sigma$ goes
 # > from 1 to 3, do the mean, the second moment and the variance of $\mathrm{ReLU}(z)$ grow by 3 or by 9?
 
 # %% anchor="relu-halves" slideshow={"slide_type": "fragment"}
@@ -90,8 +91,10 @@ print(mc.check_table(checks))
 assert all(c.rel_err < 0.01 for c in checks)
 
 # %% [markdown]
-# *Answer.* Exactly **half** of the second moment survives (0.499 and 4.51 measured, against $\sigma^2/2$ = 0.5 and
-# 4.5), the variance is smaller than the second moment (0.34 against 0.5), and from $\sigma = 1$ to 3 the mean grows
+# *Answer.* The ReLU multiplies the second moment by exactly **1/2** (0.499 and 4.51 measured, against
+# $\sigma^2/2$ = 0.5 and 4.5), but the variance by only about **0.34** (0.34 measured against $\mathrm{Var}[z] = 1$,
+# 3.08 against 9): the variance is smaller than the second moment (0.34 against 0.5), so the halving is of the
+# second moment, not of the variance. From $\sigma = 1$ to 3 the mean grows
 # by 3 while the other two grow by 9 (the table: theory and Monte Carlo agree to within 1%). Why: the density
 # $p(z) = \frac{1}{\sqrt{2\pi}\sigma} e^{-z^2/2\sigma^2}$ is **symmetric**,
 # $p(-z) = p(z)$, and $\mathrm{ReLU}(z)^2 = z^2$ for $z > 0$ and $0$ otherwise, so
@@ -264,12 +267,13 @@ plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the right panel from layer 50 down to layer 1, the direction back-propagation travels: ReLU with
-# $\sqrt2$ stays level, tanh climbs by four orders of magnitude, and sigmoid falls by 62 orders of magnitude with
+# $\sqrt2$ stays level, tanh climbs by four orders of magnitude with torch's gain ($1.3\cdot10^4$) and by three
+# and a half orders with its forward-exact gain ($3.4\cdot10^3$), and sigmoid falls by 62 orders of magnitude with
 # torch's gain (40 with its forward-exact gain; the `measured` column above). On the left, the forward variance
 # of tanh and sigmoid settles at the fixed points 1.18 and 0.26 as predicted.
 #
-# For ReLU nothing saturates, so **errors compound**: the Monte Carlo gain 1.412 is only 0.15% below $\sqrt2$,
-# yet over 50 layers:
+# For ReLU nothing saturates, so **errors compound**: the Monte Carlo gain 1.412 is only about 0.16% below
+# $\sqrt2$, yet over 50 layers:
 
 # %% slideshow={"slide_type": "skip"}
 # NBVAL_CHECK_OUTPUT
