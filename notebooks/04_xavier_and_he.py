@@ -67,7 +67,9 @@ from lecture_utils.exercises import check
 
 config.show_banner()
 config.seed_everything(0)
-n_threads = config.small_layer_threads()  # width <= 1000: one CPU thread is as fast, and steady on a busy machine
+# one torch thread on a CPU, as make lecture runs it (two notebooks at a time on two cores);
+# config.small_layer_threads says why
+n_threads = config.small_layer_threads()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 0. Why random? Symmetry
@@ -313,8 +315,9 @@ for s2 in SIGMA2:
     zs, dzs = run["zs"], run["dzs"]
     bad_fwd = next((k + 1 for k, z in enumerate(zs) if not torch.isfinite(z).all()), None)
     zero_grad = [k + 1 for k, d in enumerate(dzs) if torch.isfinite(d).all() and (d == 0).all()]
+    nan_grad = [k + 1 for k, d in enumerate(dzs) if torch.isnan(d).any()]
     if bad_fwd:
-        status = f"activations inf from layer {bad_fwd} (then NaN in the gradients)"
+        status = f"activations inf from layer {bad_fwd}; gradients NaN at {len(nan_grad)} of the 50 layers"
     elif zero_grad:
         status = f"gradients exactly 0 at layers 1..{max(zero_grad)} (underflow)"
     else:
@@ -351,22 +354,22 @@ fig.suptitle(f"Prince, UDL Fig. 7.7: 50 ReLU layers of width 100, median of {N_N
 plt.show()
 
 # %% slideshow={"slide_type": "skip"}
-he_f = curves_f[next(k for k in curves_f if "0.02" in k)][0]
-he_b = curves_b[next(k for k in curves_b if "0.02" in k)][0]
-print(f"He (sigma^2 = 0.02), median network: E[h_50^2] = {he_f[-1]:.2f} (theory 1), "
-      f"gradient layer 1 / layer 50 = {he_b[0] / he_b[-1]:.2f} (theory 1)")
-slopes = {s2: np.polyfit(np.arange(1, 51), np.log(curves_f[k][0]), 1)[0] for s2, k in zip(SIGMA2, curves_f, strict=True)}
-print("slope of log E[h_k^2] per layer, median network (theory log(D sigma^2 / 2)): " + ", ".join(
-    f"{s2:g}: {slope:+.3f} ({math.log(theory.relu_growth(100, s2)):+.3f})" for s2, slope in slopes.items()))
-for s2, slope in slopes.items():
-    assert abs(slope - math.log(theory.relu_growth(100, s2))) < 0.05, (s2, slope)  # the slopes follow the theory
+layers = np.arange(1, 51)
+print("slope per layer of the median network's log curve (theory log(D sigma^2 / 2)):")
+print(f"{'sigma^2':>7} {'theory':>7} {'forward, k = 1..50':>19} {'backward, k = 50..1':>20}")
+for s2, (key_f, key_b) in zip(SIGMA2, zip(curves_f, curves_b, strict=True), strict=True):
+    slope_f = np.polyfit(layers, np.log(curves_f[key_f][0]), 1)[0]  # log E[h_k^2], going up
+    slope_b = np.polyfit(layers, np.log(curves_b[key_b][0][::-1]), 1)[0]  # log Var[dL/dz_k], going down
+    expected = math.log(theory.relu_growth(100, s2))
+    print(f"{s2:>7g} {expected:>+7.3f} {slope_f:>+19.3f} {slope_b:>+20.3f}")
+    assert max(abs(slope_f - expected), abs(slope_b - expected)) < 0.05, (s2, slope_f, slope_b)  # as predicted
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Reading the figure.** On a log scale every layer adds $\log(D\sigma^2/2)$ to the curve, from
 # $\times 0.05$ per layer ($\sigma^2 = 0.001$) to $\times 50$ ($\sigma^2 = 1$): the measured slopes match the
-# theory (the cell above prints them, and checks each to within 0.05 in $\log$ per layer). Only He's
-# $\sigma^2 = 0.02$ is level, forwards *and* backwards. Yet the median He network ends at $E[h_{50}^2] = 0.23$, not 1,
-# and its gradient at layer 1 is 0.35 times the one at layer 50 (the cell above); section 4 explains why.
+# theory, forwards and backwards (the cell above prints them, and checks each to within 0.05 in $\log$ per
+# layer). Only He's $\sigma^2 = 0.02$ is level, forwards *and* backwards. How close to 1 does one He network
+# end? Section 4.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. One network is not the average
@@ -399,6 +402,10 @@ print(f"layer 50 over {n_nets} networks: mean {ms[:, -1].mean():.2f}, median {np
       f"std of log {log_l50.std():.2f} (theory sqrt(5L/D) = {math.sqrt(spread):.2f}), "
       f"mean of log {log_l50.mean():.2f} (theory -5L/(2D) = {-spread / 2:.2f})")
 assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
+he_f = curves_f[next(k for k in curves_f if "0.02" in k)][0]  # section 3's median of N_NETS He networks
+he_b = curves_b[next(k for k in curves_b if "0.02" in k)][0]
+print(f"section 3, median of {N_NETS} He networks: E[h_50^2] = {he_f[-1]:.2f} (theory 1), "
+      f"gradient layer 1 / layer 50 = {he_b[0] / he_b[-1]:.2f} (theory 1)")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* The median network ends **below** 1 (0.26 in the printed line): since $\mathbb E[\log r] < \log
@@ -406,7 +413,9 @@ assert np.median(ms[:, -1]) < 1 and 0.5 < log_l50.std() / math.sqrt(spread) < 2
 # (theory $-1.25$, measured $-1.22$); the spread of $\log$ matches $\sqrt{5L/D}$ (1.52 against 1.58). The plain
 # mean over 40 networks (1.02 here) is dominated by a few lucky ones (the distribution is log-normal, with a long
 # upper tail), so it is a noisy estimate of the theory's value 1: it lands above or below 1 depending on which
-# networks were drawn. The theory is exact *on average over infinitely many
+# networks were drawn. Section 3's curves, medians of 8 networks, show the same: there the He curve ends at
+# $E[h_{50}^2] = 0.23$, and its gradient at layer 1 is 0.35 times the one at layer 50 (the last printed line; the
+# backward pass is a product of random factors as well). The theory is exact *on average over infinitely many
 # networks*; a single deep and narrow network drifts, and notebook 9 shows what that costs at 1000 layers.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
