@@ -239,14 +239,14 @@ if not config.quick():  # a 100-layer He run that stays at chance has silenced i
 # have fanned out, each layer lower the further it is from the head, with five decades between layer 1 and the last
 # hidden layer (the printed standard deviations): the gradient reaching layer 1 has fallen by more than four decades,
 # that of the last hidden layer hardly at all. The top row shows the forward side of it: the pre-activations of the
-# middle layers have shrunk (printed: layer 50's standard deviation by a factor of about twenty, layer 75's by about
-# five) and narrowed, so the layers between 25 and 75 now shrink what passes through them, forward and backward (in a
-# ReLU network the backward pass goes through the same weights and the same pattern of active units as the forward
-# one). The network has trained itself into the vanishing regime, and from then on its first layers receive almost
-# nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell back. (Here
-# the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on another CPU
-# it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does that one
-# silence its first layers too?)
+# middle layers have shrunk (printed: layer 50's standard deviation by a factor of about twenty, layer 75's by
+# about five) and narrowed, so the layers between 25 and 75 now shrink what passes through them, forward and
+# backward (in a ReLU network the backward pass goes through the same weights and the same pattern of active units
+# as the forward one). The network has trained itself into the vanishing regime, and from then on its first layers
+# receive almost nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell
+# back. (Here the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on
+# another CPU it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does
+# that one silence its first layers too?)
 #
 # The other runs' printed lines: the 30-layer He network, which learns, keeps its layer-1 gradient within a factor
 # of five of the top's at every recorded step; the 30-layer Xavier network's is more than four decades below the
@@ -326,12 +326,13 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 #   convolutions, 8 channels, global average pooling) learns more slowly in this budget. Its three convolutions
 #   compound a wrong variance only three times, so only the default's factor $\tfrac16$ per layer shows; what lifts
 #   the CNN is `BatchNorm2d`, and not through a larger gradient at the start: its first layer's gradient at step 0 is
-#   *smaller* than He's (the right map, and the printed variances). Notebook 7 showed what BatchNorm buys during training instead.
+#   *smaller* than He's (the right map, and the printed variances). Notebook 7 showed what BatchNorm buys during
+#   training instead.
 # * **Depth punishes a wrong variance exponentially.** At 100 layers the first layer's gradient under the default
 #   ($\times\tfrac16$ per layer) and Xavier ($\times\tfrac12$) has vanished to tens of orders of magnitude below He's:
 #   nothing reaches the first layers, and those networks stay at chance. He and orthogonal weights start with a
 #   usable gradient (printed), yet within 150 steps He ends at chance and orthogonal only a few points above it: a
-#   usable start does not make 100 plain layers learn, so read those two cells as "at best a little above chance"
+#   good start does not make 100 plain layers learn, so read those two cells as "at best a little above chance"
 #   (try another `seed`). Section 2 showed how a 100-layer run that starts well can silence its own first layers.
 #   At 1000 layers nothing of this menu moves.
 # * **BatchNorm in a deep plain network explodes the gradient at initialization.** It is the folklore's remedy, yet
@@ -369,8 +370,8 @@ print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g} (
 # about the **same for every hidden layer** $k$ under Xavier and under He (section 1 printed layers 1, 15 and 29;
 # `fig3["30 layers, xavier"].grad0` holds them all): going up one layer, the gradient arriving from above gains the
 # factor 2 that the activation arriving from below loses. Xavier does not starve the first layer more than the
-# others; it starves all of them about equally, by some nine decades relative to He at each printed layer, the
-# order of the theory's $2^{28} \approx 3\cdot10^8$. (Not so under PyTorch's default: its random biases keep a floor
+# others; it starves all of them about equally, by some nine decades relative to He at each printed layer, a little
+# more than the theory's $2^{28} \approx 3\cdot10^8$. (Not so under PyTorch's default: its random biases keep a floor
 # under the forward signal, so only the backward factor $\tfrac16$ acts, and the weight gradient shrinks layer by
 # layer towards the input: the printed line, from about $10^{-7}$ at layer 29 to $10^{-27}$ at layer 1.)
 

@@ -458,11 +458,12 @@ print(f"1000-layer default-init step: {slow:.3f} s without flushing, {fast:.3f} 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the numbers your machine printed. On the machine that produced the outputs committed with this notebook (an
 # AMD EPYC, as `notebooks/timings.json` records) subnormals cost nothing: the elementwise operation takes about as
-# long on subnormal as on normal numbers, with flushing or without, and so does the training step. That depends on the CPU. A benchmark of the POP Centre of Excellence ("Subnormals", POP
-# co-design kernels) ran ten times slower without flushing on an Intel Xeon, 1.2 times slower on an AMD EPYC and no
-# slower on NVIDIA's Grace CPU. Where your elementwise line shows a slowdown, that is the microcode path, and
-# flushing removes it. If a CPU run whose signal vanishes suddenly crawls, `torch.set_flush_denormal(True)` is the
-# first thing to try; it changes results only in numbers below $1.2\cdot10^{-38}$, which are noise anyway.
+# long on subnormal as on normal numbers, with flushing or without, and so does the training step. That depends on
+# the CPU. A benchmark of the POP Centre of Excellence ("Subnormals", POP co-design kernels) ran ten times slower
+# without flushing on an Intel Xeon, 1.2 times slower on an AMD EPYC and no slower on NVIDIA's Grace CPU. Where your
+# elementwise line shows a slowdown, that is the microcode path, and flushing removes it. If a CPU run whose signal
+# vanishes suddenly crawls, `torch.set_flush_denormal(True)` is the first thing to try; it changes results only in
+# numbers below $1.2\cdot10^{-38}$, which are noise anyway.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercise: a slope for your own network

@@ -245,9 +245,9 @@ for name in ("residual, BatchNorm first", "residual, zero branch scale"):
 # * **BatchNorm first in the branch** ends a few points behind, but it does not start like a shallow network: its
 #   first loss is far above $\ln 10$ and climbs further in the first steps (printed: to 65 within 50 steps, beyond
 #   the figure's cap of 30), because the stream's variance grows to $K + 1 = 101$ (section 1) and the head reads the
-#   stream as it is, so the logits start with a standard deviation of about 10 (printed). Its training loss needs hundreds of steps to fall below
-#   the plain network's (the printed step). Notebook 5's remedy for a loss that starts too high, scaling the head
-#   down, would give it an honest start.
+#   stream as it is, so the logits start with a standard deviation of about 10 (printed). Its training loss needs
+#   hundreds of steps to fall below the plain network's (the printed step). Notebook 5's remedy for a loss that
+#   starts too high, scaling the head down, would give it an honest start.
 #
 # That is the point of Sections 11.3-11.4: residual connections make depth trainable *only with* an
 # initialization (or normalization) that keeps the stream's variance from compounding. SkipInit and Fixup
