@@ -33,10 +33,10 @@
 # Notebook 9 then makes 1000 plain layers learn.
 #
 # **Budget.** Full mode: 8,000 training and 2,000 validation images, Figure 3 with 1,000 steps of batch 64 at 30
-# layers and 300 at 100 layers, the ladder with 150 steps per run (20 at 1000 layers); about a minute on one CPU
+# layers and 300 at 100 layers, the ladder with 150 steps per run (20 at 1000 layers); under a minute on one CPU
 # core. Quick mode (`LECTURE_QUICK=1`, CI): 4,000 / 1,000 images, the same 1,000 steps for the 30-layer runs of
-# Figure 3 (30 for 100 layers), 30 for the ladder. Quick-mode curves are short: read them for the ordering, not
-# for final accuracies.
+# Figure 3 (30 for 100 layers), 30 for the ladder (2 at 1000 layers). Quick-mode curves are short: read them for
+# the ordering, not for final accuracies.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -67,7 +67,9 @@ from lecture_utils.exercises import check
 # %matplotlib inline
 config.show_banner(data.source_line())
 config.seed_everything(0)
-n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faster than two
+# One torch thread on a CPU, as make lecture runs it (two notebooks at a time on two cores);
+# config.small_layer_threads says why.
+n_threads = config.small_layer_threads()
 
 # %% slideshow={"slide_type": "skip"}
 N_TRAIN, N_VAL = config.pick((4000, 1000), (8000, 2000))
@@ -121,12 +123,12 @@ def tail_loss(r, k=50):
 # > And at 100 layers, does He still learn?
 
 # %% anchor="he-fig3-runs" slideshow={"slide_type": "skip"}
-FIG3_STEPS, LR = 1000, 0.01  # fewer steps leave He on the plateau too: the comparison needs this budget
+FIG3_STEPS, LR = 1000, 0.01
 fig3, histograms = {}, {}
 for depth, init_name in [(30, "default"), (30, "xavier"), (30, "he"), (100, "xavier"), (100, "he")]:
     name = f"{depth} layers, {init_name}"
     net = models.plain_net("mlp", depth, 64, init_name, seed=0)
-    steps = FIG3_STEPS if depth == 30 else config.pick(30, 300)  # 100 layers: a slower step and a shorter budget
+    steps = FIG3_STEPS if depth == 30 else config.pick(30, 300)  # 100 layers: a shorter budget
     histograms[name] = probes.LayerHistograms([1, steps // 2, steps])  # every layer, during 3 of the steps (section 2)
     fig3[name] = run(net, steps, LR, name=name, callbacks=[histograms[name]])
 
@@ -143,6 +145,10 @@ plt.show()
 for name, r in fig3.items():
     print(f"{name:>18}: Var[dL/dW_1] at step 0 {r.grad0[0]:8.2g}; loss over the last 50 steps {tail_loss(r):.3f}; "
           f"val acc {r.final_val_acc:.3f} (best {max(r.column('val_acc')):.3f})")
+print("Var[dL/dW_k] at step 0, hidden layers k = 1, 15 and 29:")
+for init_name in ("default", "xavier", "he"):
+    g = fig3[f"30 layers, {init_name}"].grad0
+    print(f"{'30 layers, ' + init_name:>18}: " + "  ".join(f"k={k} {g[k - 1]:8.2g}" for k in (1, 15, 29)))
 
 # %% slideshow={"slide_type": "skip"}
 for init_name in ("xavier", "default"):  # at 30 layers: He moves off the plateau, Xavier and the default do not
@@ -185,7 +191,7 @@ for init_name in ("xavier", "default"):  # at 30 layers: He moves off the platea
 # > training, where are the gradient histograms of layers 1 to 99: where they were at step 1, or elsewhere? Which
 # > layers move, and by how many decades?
 
-# %% anchor="he-histograms" mystnb={"image": {"alt": "Six panels of per-layer histograms of log10 |value| for the 100-layer He network of section 1, layers 1, 25, 50, 75 and 99: pre-activations (top) and their gradients (bottom) at steps 1, 150 and 300. At step 1 the gradient histograms of the five layers overlap, mostly between 1e-5 and 1e-2; at steps 150 and 300 they have fanned out over six decades, layer 1's near 1e-8 to 1e-9 while layer 99's stays near 1e-3, ordered by distance from the head, and the pre-activations of layers 50 and 75 have shrunk by about a decade: a network that started with a usable gradient in every layer has made it vanish while training."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="he-histograms" mystnb={"image": {"alt": "Six panels of per-layer histograms of log10 |value| for the 100-layer He network of section 1, layers 1, 25, 50, 75 and 99: pre-activations (top) and their gradients (bottom) at steps 1, 150 and 300. At step 1 the gradient histograms of the five layers overlap, mostly between 1e-5 and 1e-2; at steps 150 and 300 they have fanned out, layer 1's near 1e-8 to 1e-9 while layer 99's stays near 1e-3, ordered by distance from the head, and the pre-activations of layers 50 and 75 have shrunk by about a decade: a network that started with a usable gradient in every layer has made it vanish while training."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 hist, SHOWN = histograms["100 layers, he"], (1, 25, 50, 75, 99)  # hidden layers fc1 .. fc99 (then the head)
 fig, axes = plt.subplots(2, 3, figsize=(14, 7), layout="constrained")
 for col, step in enumerate(hist.steps):
@@ -213,6 +219,9 @@ print("std of dL/dz at layer 1 | at the last hidden layer, at the recorded steps
 for name, h in histograms.items():
     print(f"{name:>18}: " + "   ".join(f"step {s}: {grad_std(name, s, 1):.1e} | {grad_std(name, s, -1):.1e}"
                                       for s in h.steps))  # fmt: skip
+print(f"std of the pre-activations z_k of the 100-layer He network, layers {', '.join(map(str, SHOWN))}")
+for step in hist.steps:
+    print(f"step {step:>3}: " + "  ".join(f"{math.sqrt(hist.forward[step][f'fc{k}'].var):.1e}" for k in SHOWN))
 
 # %% slideshow={"slide_type": "skip"}
 for name in ("30 layers, he", "100 layers, he"):  # He: at the start the gradient reaches layer 1 at the top's scale
@@ -227,16 +236,17 @@ if not config.quick():  # a 100-layer He run that stays at chance has silenced i
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* They move, and the wrong way. At step 1 the gradients of the five layers overlap (bottom left; printed:
 # layer 1's standard deviation is about a third of the last hidden layer's): He's promise, kept. By step 300 they
-# have fanned out over six decades, each layer lower the further it is from the head: the gradient reaching layer 1
-# has fallen by more than four decades (the printed line), that of the last hidden layer hardly at all. The top row
-# shows the forward side of it: the pre-activations of the middle layers (50 and 75) have shrunk by about a decade
-# and narrowed, so the layers between 25 and 75 now shrink what passes through them, forward and backward (in a
-# ReLU network the backward pass goes through the same weights and the same pattern of active units as the forward
-# one). The network has trained itself into the vanishing regime, and from then on its first layers receive almost
-# nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell back. (Here
-# the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on another CPU
-# it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does that one
-# silence its first layers too?)
+# have fanned out, each layer lower the further it is from the head, with five decades between layer 1 and the last
+# hidden layer (the printed standard deviations): the gradient reaching layer 1 has fallen by more than four decades,
+# that of the last hidden layer hardly at all. The top row shows the forward side of it: the pre-activations of the
+# middle layers have shrunk (printed: layer 50's standard deviation by a factor of about twenty, layer 75's by
+# about five) and narrowed, so the layers between 25 and 75 now shrink what passes through them, forward and
+# backward (in a ReLU network the backward pass goes through the same weights and the same pattern of active units
+# as the forward one). The network has trained itself into the vanishing regime, and from then on its first layers
+# receive almost nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell
+# back. (Here the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on
+# another CPU it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does
+# that one silence its first layers too?)
 #
 # The other runs' printed lines: the 30-layer He network, which learns, keeps its layer-1 gradient within a factor
 # of five of the top's at every recorded step; the 30-layer Xavier network's is more than four decades below the
@@ -249,9 +259,9 @@ if not config.quick():  # a 100-layer He run that stays at chance has silenced i
 # The same budget and learning rate for every cell, except the 1000-layer rung (width 32, batch 32), whose step is
 # the slowest: it gets 20 steps, enough to see that nothing moves (notebook 9 trains that depth properly).
 # "default" is PyTorch's `reset_parameters()`, $\operatorname{Var}[w] = 1/(3n_\text{in})$, a factor 6 too small for
-# ReLU. (The four initializations of an MLP rung without BatchNorm train together, as one stacked model: the same
-# networks and the same updates up to float32 rounding, one batched matrix product per layer for all four, which
-# saves time.)
+# ReLU. (The four initializations of an MLP rung without BatchNorm train together, as one stacked model,
+# `models.StackedMLP`: one batched matrix product per layer for all four networks instead of four small ones.
+# `tests/test_stacked.py` checks, in float64, that training them together records what training each alone records.)
 #
 # "He + BN" puts a BatchNorm layer between each hidden layer and its ReLU, without the layer's bias: `BatchNorm1d`
 # in the MLPs, and in the CNN `BatchNorm2d`, which normalizes each of the 8 channels with one mean and one variance
@@ -292,6 +302,9 @@ plt.show()
 for rung in RUNGS:
     print(f"{rung:<17} " + "  ".join(f"{c} {ladder[rung, c].final_val_acc:.1%}" if not ladder[rung, c].diverged
                                      else f"{c}: {ladder[rung, c].where()}" for c in CONFIGS))  # fmt: skip
+print("Var[dL/dW_1] at step 0 (the right map)")
+for rung, row in zip(RUNGS, gvar, strict=True):
+    print(f"{rung:<17} " + "  ".join(f"{c} {v:.2g}" for c, v in zip(CONFIGS, row, strict=True)))
 
 # %% slideshow={"slide_type": "skip"}
 g = {c: ladder["MLP, 100 layers", c].grad0[0] for c in CONFIGS}
@@ -313,14 +326,15 @@ assert all(ladder["MLP, 1000 layers", c].final_val_acc < 0.15 or ladder["MLP, 10
 #   convolutions, 8 channels, global average pooling) learns more slowly in this budget. Its three convolutions
 #   compound a wrong variance only three times, so only the default's factor $\tfrac16$ per layer shows; what lifts
 #   the CNN is `BatchNorm2d`, and not through a larger gradient at the start: its first layer's gradient at step 0 is
-#   *smaller* than He's (the right map). Notebook 7 showed what BatchNorm buys during training instead.
+#   *smaller* than He's (the right map, and the printed variances). Notebook 7 showed what BatchNorm buys during
+#   training instead.
 # * **Depth punishes a wrong variance exponentially.** At 100 layers the first layer's gradient under the default
 #   ($\times\tfrac16$ per layer) and Xavier ($\times\tfrac12$) has vanished to tens of orders of magnitude below He's:
 #   nothing reaches the first layers, and those networks stay at chance. He and orthogonal weights start with a
-#   usable gradient, and whether such a run leaves chance within 150 steps is fragile: it changes with the seed, and
-#   even with the rounding (the same networks computed in another order), so read the 100-layer He and orthogonal
-#   cells as "at best a little above chance". Section 2 showed how a 100-layer run that starts well can silence its
-#   own first layers. At 1000 layers nothing of this menu moves.
+#   usable gradient (printed), yet within 150 steps He ends at chance and orthogonal only a few points above it: a
+#   good start does not make 100 plain layers learn, so read those two cells as "at best a little above chance"
+#   (try another `seed`). Section 2 showed how a 100-layer run that starts well can silence its own first layers.
+#   At 1000 layers nothing of this menu moves.
 # * **BatchNorm in a deep plain network explodes the gradient at initialization.** It is the folklore's remedy, yet
 #   the first layer's gradient variance is orders of magnitude *larger* than He's at 100 layers, and at 1000 layers
 #   it overflows `float32` in the very first backward pass (the map's black cell; the run stops there). Yang et al.
@@ -353,12 +367,13 @@ print(f"predicted 2^28 = {ratio_prediction:.2g}, measured {measured_ratio:.2g} (
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # A remark on the *other* layers: in a network of equal widths, $\operatorname{Var}[\partial L/\partial W_k]$ is
-# about the **same for every hidden layer** $k$ under Xavier and under He (print `fig3["30 layers, xavier"].grad0`):
-# going up one layer, the gradient arriving from above gains the factor 2 that the activation arriving from below
-# loses. Xavier does not starve the first layer more than the others; it starves all of them about equally, by
-# some $2^{-28}$ relative to He. (Not so under PyTorch's default: its random biases keep a floor under the forward
-# signal, so only the backward factor $\tfrac16$ acts, and the weight gradient shrinks layer by layer towards the
-# input: print `fig3["30 layers, default"].grad0`.)
+# about the **same for every hidden layer** $k$ under Xavier and under He (section 1 printed layers 1, 15 and 29;
+# `fig3["30 layers, xavier"].grad0` holds them all): going up one layer, the gradient arriving from above gains the
+# factor 2 that the activation arriving from below loses. Xavier does not starve the first layer more than the
+# others; it starves all of them about equally, by some nine decades relative to He at each printed layer, a little
+# more than the theory's $2^{28} \approx 3\cdot10^8$. (Not so under PyTorch's default: its random biases keep a floor
+# under the forward signal, so only the backward factor $\tfrac16$ acts, and the weight gradient shrinks layer by
+# layer towards the input: the printed line, from about $10^{-7}$ at layer 29 to $10^{-27}$ at layer 1.)
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## Summary

@@ -31,11 +31,11 @@
 #    et al. 2019, zero-initializes the branch's last layer).
 #
 # Each is measured block by block with the theory drawn over it; then a 100-block residual MLP with each variant
-# is trained against the 100-layer plain He network of notebook 8, same budget.
+# is trained against the 100-layer plain He network of notebook 8, all five with the same budget (600 steps).
 #
 # **Budget.** Full mode: variance measured over 8 networks of width 512 with 30 blocks; training on 8,000
-# images for 600 steps of batch 64, about a minute on one CPU core. Quick mode (`LECTURE_QUICK=1`, CI):
-# 4 networks of width 256, 4,000 images and 150 steps, under a minute.
+# images for 600 steps of batch 64, under a minute on one CPU core. Quick mode (`LECTURE_QUICK=1`, CI):
+# 4 networks of width 256 with 20 blocks, 4,000 images and 150 steps, under a minute.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -67,7 +67,9 @@ from lecture_utils.exercises import check
 # %matplotlib inline
 config.show_banner(data.source_line())
 config.seed_everything(0)
-n_threads = config.small_layer_threads()  # tiny layers: one CPU thread is faster than two
+# One torch thread on a CPU, as make lecture runs it (two notebooks at a time on two cores);
+# config.small_layer_threads says why.
+n_threads = config.small_layer_threads()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Variance per block: Prince's Figure 11.6
@@ -211,7 +213,8 @@ for n, r in runs.items():
     catch = "" if n.startswith("plain") or r.diverged else (
         f"   50-step training loss below the plain net's from step {below[0] + 50}" if len(below) else
         "   50-step training loss never below the plain net's")  # fmt: skip
-    print(f"{n:<30} first loss {r.step_loss[0]:9.3g} (logits' std {r.logit_std0:7.2g})   {status}{catch}")
+    peak = "" if r.diverged else f", highest in steps 1-50 {max(r.step_loss[:50]):6.3g}"
+    print(f"{n:<30} first loss {r.step_loss[0]:9.3g} (logits' std {r.logit_std0:7.2g}){peak}   {status}{catch}")
 
 # %% slideshow={"slide_type": "skip"}
 acc = {n: r.final_val_acc for n, r in runs.items()}
@@ -237,13 +240,14 @@ for name in ("residual, BatchNorm first", "residual, zero branch scale"):
 #   is not "almost the identity" at all, and it learns far more slowly than the two variants below.
 # * **The zero-initialized branch scale** starts as the identity: the network is a linear model (stem and head) at
 #   step 0, its first loss is close to $\ln 10$, its training loss is below the plain network's within the first
-#   hundred steps (the printed step), and its validation accuracy is the highest at every evaluation after step 0.
+#   hundred steps (the printed step), and its validation accuracy is the highest at every evaluation after step 0
+#   (the right panel).
 # * **BatchNorm first in the branch** ends a few points behind, but it does not start like a shallow network: its
-#   first loss is far above $\ln 10$ and climbs further in the first steps (beyond the figure's cap of 30), because
-#   the stream's variance grows to $K + 1 = 101$ (section 1) and the head reads the stream as it is, so the logits
-#   start with a standard deviation of about 10 (printed). Its training loss needs hundreds of steps to fall below
-#   the plain network's (the printed step). Notebook 5's remedy for a loss that starts too high, scaling the head
-#   down, would give it an honest start.
+#   first loss is far above $\ln 10$ and climbs further in the first steps (printed: to 65 within 50 steps, beyond
+#   the figure's cap of 30), because the stream's variance grows to $K + 1 = 101$ (section 1) and the head reads the
+#   stream as it is, so the logits start with a standard deviation of about 10 (printed). Its training loss needs
+#   hundreds of steps to fall below the plain network's (the printed step). Notebook 5's remedy for a loss that
+#   starts too high, scaling the head down, would give it an honest start.
 #
 # That is the point of Sections 11.3-11.4: residual connections make depth trainable *only with* an
 # initialization (or normalization) that keeps the stream's variance from compounding. SkipInit and Fixup
