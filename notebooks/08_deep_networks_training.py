@@ -244,9 +244,8 @@ if not config.quick():  # a 100-layer He run that stays at chance has silenced i
 # backward (in a ReLU network the backward pass goes through the same weights and the same pattern of active units
 # as the forward one). The network has trained itself into the vanishing regime, and from then on its first layers
 # receive almost nothing: section 1's flat loss at $\ln 10$, and the validation accuracy that rose a little and fell
-# back. (Here the collapse has happened by step 150 already; when exactly it comes is sensitive to rounding, and on
-# another CPU it may come later in the run. Run section 1 again with `seed=1` for the 100-layer He network: does
-# that one silence its first layers too?)
+# back. (Here the collapse has happened by step 150 already, the middle recorded step. Run section 1 again with
+# `seed=1` for the 100-layer He network: does that one silence its first layers too, and when?)
 #
 # The other runs' printed lines: the 30-layer He network, which learns, keeps its layer-1 gradient within a factor
 # of five of the top's at every recorded step; the 30-layer Xavier network's is more than four decades below the
