@@ -16,11 +16,10 @@ line printed is a JSON object: ``{"dataloader_img_s": ..., "tensor_img_s": ..., 
 ``num_workers`` defaults to 2, what a student would pick on a 2-core laptop or Colab (``os.cpu_count()``
 workers, capped at 2); ``--workers 0`` shows the single-process pipeline of the PyTorch tutorials.
 
-Measured on a 2-core CPU (no GPU), full-size synthetic data, torch 2.14.1: DataLoader 4,500 images/s with
-2 workers (7,200 with 0: on two cores the workers compete with the training threads), in-memory tensors
-25,000-31,000 images/s, so a speedup of 3.4-7x.  On a CPU the ceiling is the seed model's own matrix
-products (about 2 ms per batch of 64), not the pipeline; the tenfold-plus gaps appear on a GPU, where the
-tensor path never leaves the device and the DataLoader stays bound by per-image Python work.
+The figures depend on the machine and on what else it is doing (one side after the other, the two sides see
+different moments of a busy machine: :func:`interleaved` is what notebook 06 prints).  On a CPU the ceiling is
+the seed model's own matrix products, not the pipeline; on a GPU the tensor path never leaves the device while
+the DataLoader stays bound by per-image Python work, so the gap should grow there (not measured here).
 """
 
 from __future__ import annotations
@@ -105,10 +104,11 @@ def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int 
     SGD lr 1e-3, momentum 0.9) for ``chunk`` batches in turn, and each side's clock runs only during its own chunks,
     until both have seen every image once.  The tensor side's clock includes its one-off decoding of the split
     (:func:`lecture_utils.data.load_split_tensors`).  Returns the number of images, images per second of each side,
-    the speedup, and the milliseconds per batch of each (the tensor side's is nearly all the model's own step).
+    the speedup, the milliseconds per batch of each, and the seconds of that one-off decoding (``tensor_decode_s``,
+    part of the tensor side's time: the rest is the model's steps and the indexing of the batches).
 
-    A timing taken with one side after the other compares two different moments of a busy machine (notebook 06
-    printed a speedup of 5.7 alone and 1.6 next to another notebook); interleaved, both sides see the same load.
+    A timing taken with one side after the other compares two different moments of a busy machine, and can differ
+    from one run to the next by more than the effect measured; interleaved, both sides see the same load.
     ``workers=0`` (the default) keeps the DataLoader in this process: each side then computes on the same one core,
     and worker processes running during the other side's turn cannot count for or against either."""
     device = config.device() if device is None else torch.device(device)
@@ -129,7 +129,7 @@ def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int 
         sides[name] = {"model": model, "opt": _optimizer(model), "seen": 0, "seconds": 0.0, "batches": 0}
     start = time.perf_counter()
     x, y = data.load_split_tensors("train", device=device, limit=limit)
-    sides["tensor"]["seconds"] = time.perf_counter() - start
+    decode = sides["tensor"]["seconds"] = time.perf_counter() - start
     sides["dataloader"]["iter"] = iter(slow)
     sides["tensor"]["iter"] = iter(data.TensorLoader(x, y, batch_size, shuffle=True, seed=0))
     active = ["dataloader", "tensor"]
@@ -150,7 +150,8 @@ def interleaved(device=None, batch_size: int = 64, workers: int = 0, limit: int 
     return {"images": sides["tensor"]["seen"], "dataloader_img_s": round(rate["dataloader"], 1), "tensor_img_s": round(rate["tensor"], 1),
             "speedup": round(rate["tensor"] / rate["dataloader"], 2),
             "dataloader_ms_per_batch": round(1000 * sides["dataloader"]["seconds"] / sides["dataloader"]["batches"], 2),
-            "tensor_ms_per_batch": round(1000 * sides["tensor"]["seconds"] / sides["tensor"]["batches"], 2)}  # fmt: skip
+            "tensor_ms_per_batch": round(1000 * sides["tensor"]["seconds"] / sides["tensor"]["batches"], 2),
+            "tensor_decode_s": round(decode, 4)}  # fmt: skip
 
 
 def flushing_denormals() -> bool:

@@ -19,10 +19,10 @@
 # # 5. Initialization at depth: from 2 to 1000 layers
 #
 # Notebook 4 derived Xavier and He and checked them on one 50-layer network. Here the same question is asked of
-# the networks of the lecture and of very deep ones, still **at initialization** (training starts in notebook 7):
+# the networks of the lecture and of very deep ones, still **at initialization** (training starts in notebook 6):
 #
 # 1. The depth ladder: a 2-layer MLP, a 4-layer CNN, 100 and 1000 layers; six initializations; ReLU and tanh.
-# 2. What the last layer should do at the start: the initial loss of a 10-class classifier is $\ln 10$.
+# 2. What the last layer should do at the start: what the initial loss of a 10-class classifier should be.
 # 3. What the first layers look like: saturated tanh units, dead ReLU units, Glorot & Bengio's histograms.
 # 4. A data-driven initialization: LSUV.
 # 5. An explorer with sliders (live in Jupyter or Colab).
@@ -74,7 +74,8 @@ from lecture_utils.probes import Probe
 
 config.show_banner()
 config.seed_everything(0)
-n_threads = config.small_layer_threads()  # narrow layers: one CPU thread is as fast, and steady on a busy machine
+# one torch thread on a CPU, as make lecture runs it (two notebooks at a time, two cores); small_layer_threads says why
+n_threads = config.small_layer_threads()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The depth ladder at initialization
@@ -133,8 +134,9 @@ R = {(r, n): act_ratio[i, j] for i, r in enumerate(rows) for j, n in enumerate(I
 G = {(r, n): grad_ratio[i, j] for i, r in enumerate(rows) for j, n in enumerate(INITS)}
 print(f"first hidden layer's variance, 2-hidden ReLU MLP, default init: {first_var['MLP, 2 hidden, relu', 'default']:.3f} "
       f"(theory 3072 * 1/(3*3072) + bias 1/(3*3072) = {1 / 3 + 1 / (3 * 3072):.3f})")
-for r in ("MLP, 100 hidden, relu", "MLP, 1000 hidden, relu", "MLP, 100 hidden, tanh"):
-    print(f"{r:<23} forward ratio: " + ", ".join(f"{n} {R[r, n]:.2g}" for n in INITS))
+for kind, ratios in (("forward", R), ("backward", G)):  # the MLP rows of the two maps
+    for r in (r for r in rows if r.startswith("MLP")):
+        print(f"{r:<23} {kind + ' ratio:':<15} " + ", ".join(f"{n} {ratios[r, n]:.2g}" for n in INITS))
 assert 0.25 < first_var["MLP, 2 hidden, relu", "default"] < 0.45  # inputs independent of the weights
 assert R["MLP, 100 hidden, relu", "he"] > 1e-4 and R["MLP, 100 hidden, relu", "xavier"] < 1e-20
 assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, reported as float32 produced it
@@ -146,15 +148,17 @@ assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, rep
 # exactly 0. $\mathcal N(0,1)$ overflows `float32` already at 100 layers, and at 1000: its last layer holds `inf`
 # and `NaN`, so its variance and the ratio are `nan`, black in the map.
 #
-# **What the ladder shows** (each cell of the maps is one network; the numbers are printed in the cells):
+# **What the ladder shows** (each cell of the maps is one network and shows its ratio; the cell above prints the
+# MLP rows of both maps):
 # - **Shallow networks forgive a lot**: at 2 hidden layers every initialization stays within a few orders of
-#   magnitude; even $\mathcal N(0,1)$ "only" multiplies the variance by about $n/2 = 32$ per ReLU layer.
+#   magnitude (0.0034 to 34, both passes); even $\mathcal N(0,1)$ "only" multiplies the variance by about $n/2 = 32$
+#   per ReLU layer (printed: 34 from the first hidden layer to the second).
 # - **Fixed scales die with depth**: with ReLU, $\mathcal N(0,1)$ multiplies the variance by 32 per layer and
 #   $\mathcal N(0, 0.01^2)$ by $0.0032$: within a few dozen layers `float32` overflows to `inf` (black) or the
 #   variance underflows to exact 0 (purple). With tanh, $\mathcal N(0,1)$ *saturates* instead: the activations
-#   stay bounded, but the gradient explodes.
+#   stay bounded, but the gradient explodes ($2.3\cdot10^{58}$ at 100 layers, `nan` at 1000).
 # - **PyTorch's default** is Glorot's "standard" $1/(3n)$: the ReLU signal shrinks by $1/6$ per layer until the
-#   random biases hold it at a small floor; the gradient vanishes.
+#   random biases hold it at a small floor; the gradient vanishes ($9.4\cdot10^{-81}$ at 100 ReLU layers, 0 at 1000).
 # - **Xavier is too small for ReLU** (a factor $1/2$ per layer: $2^{-100} \approx 10^{-30}$ at 100 layers, measured
 #   $2.7\cdot10^{-32}$). **With tanh it fades slowly**: gain 1 matches tanh's slope at 0 only, and tanh compresses
 #   larger values, so the variance shrinks a little at every layer: to 0.0014 of the first layer's at 100 layers and
@@ -164,7 +168,8 @@ assert not math.isfinite(R["MLP, 1000 hidden, relu", "N(0,1)"])  # overflow, rep
 #   predicts $e^{-4} \approx 1/50$), and at 1000 layers they are more than ten orders of magnitude below 1. Notebook
 #   9 trains 1000 plain layers anyway.
 # - **tanh with He's $2/n$ or torch's gain 5/3** (the orthogonal column) keeps the forward pass bounded, but deep
-#   down the gradient explodes: notebook 3's backward factor $\chi > 1$, compounded over 100 and 1000 layers.
+#   down the gradient explodes: notebook 3's backward factor $\chi > 1$, compounded over 100 and 1000 layers
+#   ($1.8\cdot10^{4}$ and $6.6\cdot10^{7}$ at 100, $9.2\cdot10^{36}$ and `nan` at 1000).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The last layer: start from an honest guess
@@ -367,9 +372,15 @@ assert all(0.5 < lsuv_var[a, "LSUV"] < 2 for a in ("tanh", "relu"))
 explorer = VarianceExplorer(depth=50, width=100, sigma2=0.02, activation="relu")
 display(explorer.widget)
 runs = explorer.update()  # what every slider change calls; run here once so that a headless run checks it
-print(f"{len(runs)} networks; median E[h_50^2] = {np.median([r['forward'][-1] for r in runs]):.2f} (theory 1)")
+depth, width = explorer.depth.value, explorer.width.value
+print(f"{len(runs)} networks; median E[h_{depth}^2] = {np.median([r['forward'][-1] for r in runs]):.2f} (theory 1, the average "
+      f"over networks; a typical network, notebook 4's drift: exp(-5L/(2n)) = {math.exp(-5 * depth / (2 * width)):.2f})")
 
 # %% [markdown] slideshow={"slide_type": "skip"}
+# The median of the 5 networks (0.20, printed) sits below the theory line of 1: the theory is the average over
+# networks, and one finite network drifts (notebook 4). The drift's prediction for a typical network,
+# $e^{-\frac52 L/n} = e^{-1.25}$, is printed next to it (0.29); 5 networks give only a rough median.
+#
 # On a static page (the course website, GitHub) the sliders cannot run; this is what the explorer draws at its
 # starting values:
 
@@ -399,9 +410,9 @@ check("05-rescue", fix_init)
 
 # %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def fix_init(net):
-    # orthogonal rows keep |z| = |x| in the first layer too (Var ~ 1, where Xavier gives ~ 2), and gain 1 keeps the
-    # layers after it near tanh's linear regime: the edge of chaos of notebook 9. (The most saturated layer: 4%
-    # of its units, Xavier 13%; printed below.)
+    # orthonormal rows give every first-layer unit a weight vector of norm 1, so Var(z_i) = Var(x) ~ 1 (where Xavier
+    # gives ~ 2), and gain 1 keeps the layers after it near tanh's linear regime: the edge of chaos of notebook 9.
+    # (The most saturated layer: 4% of its units, Xavier 13%; printed below.)
     return init.apply_init(net, "orthogonal", activation="tanh", g=1.0)
 
 

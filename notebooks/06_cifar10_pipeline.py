@@ -23,10 +23,9 @@
 # will meet it in PyTorch — `torchvision.datasets`, `transforms`, `random_split`, `DataLoader` — and then
 # the fast path the experiments use.
 #
-# Input normalization is the first remedy of the lecture: the variance arguments for Xavier and He
-# initialization assume inputs with mean 0 and variance 1, $x' = (x - \mu_c) / \sigma_c$ per colour channel $c$.
-# Section 3 trains the same network on raw pixels, on $[0, 1]$ and on standardized inputs, to see what that
-# assumption is worth.
+# The variance arguments for Xavier and He initialization assume inputs with mean 0 and variance 1, which
+# standardizing each colour channel $c$, $x' = (x - \mu_c) / \sigma_c$, provides. Section 3 trains the same network
+# on raw pixels, on $[0, 1]$ and on standardized inputs, to see what that assumption is worth.
 
 # %% slideshow={"slide_type": "skip"}
 # Colab set-up: installs this package from the repository (does nothing outside Colab).
@@ -58,7 +57,8 @@ from lecture_utils import bench, config, data, figures, models, train
 from lecture_utils.exercises import check
 
 config.show_banner(data.source_line())
-config.small_layer_threads()  # a small seed model: one CPU thread is as fast, and steady on a busy machine
+# one torch thread on a CPU, as make lecture runs it (two notebooks at a time, two cores); small_layer_threads says why
+config.small_layer_threads()
 gen = config.seed_everything(0)
 DEVICE = config.device()
 
@@ -165,13 +165,12 @@ fig = figures.show_images(xb, yb, classes, norm_mean, norm_std, n=16)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 3. Why normalize: raw pixels, $[0, 1]$, or standardized
+# ## 3. Raw pixels, $[0, 1]$, or standardized
 #
 # He's initialization (notebook 4) gives the first layer weights of variance $2/n_\text{in}$, so that its
 # pre-activations have $\mathbb E[z_1^2] = n_\text{in} \cdot \frac{2}{n_\text{in}} \cdot \mathbb E[x^2] =
-# 2\,\mathbb E[x^2]$ (notebook 2: the *second moment* of the input counts, not its variance). With
-# $\mathbb E[x^2] = 1$ that is 2, the scale He's initialization then keeps through every layer. What if the inputs
-# are not normalized?
+# 2\,\mathbb E[x^2]$ (notebook 2: the *second moment* of the input counts, not its variance), the scale He's
+# initialization then keeps through every layer. What does that make of inputs that are not normalized?
 #
 # The experiment: the seed model of notebook 7 without BatchNorm, `Linear(3072, 100) → ReLU → Linear(100, 10)`,
 # He-uniform weights, **the same initial weights** and **the same learning rate** (SGD, $\eta = 0.01$, momentum
@@ -219,26 +218,28 @@ figures.plot_curves(input_runs, "loss", ax=axes[0], logy=True, chance=math.log(1
 figures.plot_curves(input_runs, "val_acc", ax=axes[1], chance=0.1, title="Validation accuracy")
 plt.show()
 print(f"{'input':<13} {'E[x^2]':>9} {'E[z1^2]':>9} {'2 E[x^2]':>9} {'|dL/dW1|':>9} {'lr |g|/|W1|':>11} "
-      f"{'val acc':>7} {'dead units':>10}")  # fmt: skip
+      f"{'val acc':>7} {'dead units':>10}   training loss: highest (step), mean of the last {STEPS // 10} steps")  # fmt: skip
 for name, ex2, ez2, g1, first_step, run, dead in rows:
+    peak = max(range(len(run.step_loss)), key=lambda t: run.step_loss[t])
     print(f"{name:<13} {ex2:>9.4g} {ez2:>9.4g} {2 * ex2:>9.4g} {g1:>9.3g} {first_step:>11.2g} "
-          f"{run.column('val_acc')[-1]:>7.3f} {dead:>6}/100")  # fmt: skip
+          f"{run.column('val_acc')[-1]:>7.3f} {dead:>6}/100   {run.step_loss[peak]:.3g} ({peak + 1}), "
+          f"{run.column('train_loss')[-1]:.3f}")  # fmt: skip
 stats = {r[0]: (r[2] / (2 * r[1]), r[5].column("val_acc")[-1], r[5].column("train_loss")[-1]) for r in rows}
 assert all(abs(ratio - 1) < 0.25 for ratio, _, _ in stats.values())  # He's E[z1^2] = 2 E[x^2], over 100 units
 assert stats["raw 0..255"][1] < 0.15  # raw pixels: chance
 assert stats["standardized"][2] < stats["[0, 1]"][2] and stats["standardized"][1] > stats["[0, 1]"][1]
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* $\mathbb E[x^2]$ is the squared mean plus the variance: about $0.47^2 + 0.25^2 \approx 0.29$ on $[0, 1]$,
-# $255^2$ times that (about 18,700) for raw pixels, and 1 standardized; the first layer's $\mathbb E[z_1^2]$ is twice
-# as much (printed: 38,040, 0.585 and 1.94, against $2\,\mathbb E[x^2]$ = 37,320, 0.574 and 2.01). Only the
-# standardized input has the scale He's derivation assumes, and only it learns well:
+# *Answer.* $\mathbb E[x^2]$ is the squared mean plus the variance: about $0.473^2 + 0.25^2 \approx 0.29$ on $[0, 1]$
+# (printed: 0.287), $255^2$ times that (about 18,700) for raw pixels, and 1 standardized; the first layer's
+# $\mathbb E[z_1^2]$ is twice as much (printed: 38,040, 0.585 and 1.94, against $2\,\mathbb E[x^2]$ = 37,320, 0.574
+# and 2.01). Only the standardized input has the scale He's derivation assumes, and only it learns well:
 #
 # - **Raw pixels** learn nothing. The first layer's gradient is 650 to 930 times larger than with the other inputs
 #   (3,160 against 3.38 and 4.84: it is proportional to $x$), so one step of $\eta = 0.01$ moves $W_1$ by 2.2 times
-#   its own norm. The loss jumps to about $10^6$ within the first ten steps (left); at the end all 100 hidden units
+#   its own norm. The loss jumps to about $4 \cdot 10^6$ at step 3 (printed; left); at the end all 100 hidden units
 #   are dead (not positive for any validation image), the network gives every image the same output, and the loss
-#   sits at $\ln 10$, the accuracy at chance.
+#   sits at $\ln 10$ (2.303 over the last 30 steps), the accuracy at chance.
 # - **$[0, 1]$** learns, but more slowly than standardized (validation accuracy 0.386 against 0.460 after 300 steps),
 #   and 37 of its 100 hidden units die. Its scale is only about 3.4 times below He's; the trouble is the mean. Every
 #   pixel is positive, so for one image all of a unit's weight changes $-\eta\,\delta_j x$ have the sign of
@@ -278,24 +279,27 @@ print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Will the in-memory path train about 1.5, 5 or 50 times faster than the `DataLoader`?
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second, both pipelines measured interleaved on the same 15,000 images: the torchvision DataLoader, which converts and normalizes one image at a time, and the in-memory tensors, whose bar is longer, but by a factor of about two at most: on this CPU the model's own step takes about half of each batch's time, or more."}} anchor="pipeline-throughput" tags=["slides-output-only"]
+# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second, both pipelines measured interleaved on the same 15,000 images: the torchvision DataLoader, which converts and normalizes one image at a time, and the in-memory tensors, whose bar is longer, but by a factor of about two at most: on this CPU the per-image work that the DataLoader adds costs about as much as the whole step of the tensor path, or less."}} anchor="pipeline-throughput" tags=["slides-output-only"]
 N_BENCH = config.pick(3_000, 15_000)
 timing = bench.interleaved(DEVICE, batch_size=64, workers=0, limit=N_BENCH)
 rates = {"DataLoader (ToTensor + Normalize per image)": timing["dataloader_img_s"],
          "in-memory tensors (TensorLoader)": timing["tensor_img_s"]}  # fmt: skip
 print(f"{timing['images']:,} images each; images per second: DataLoader {timing['dataloader_img_s']:,.0f}, "
       f"tensors {timing['tensor_img_s']:,.0f}; speedup {timing['speedup']:.1f}x")  # fmt: skip
-print(f"per batch of 64: DataLoader {timing['dataloader_ms_per_batch']:.1f} ms, tensors {timing['tensor_ms_per_batch']:.1f} ms")
+n_batches = math.ceil(timing["images"] / 64)
+print(f"per batch of 64: DataLoader {timing['dataloader_ms_per_batch']:.1f} ms, tensors {timing['tensor_ms_per_batch']:.1f} ms "
+      f"(of which the one-off decode of the {timing['images']:,} images: {1000 * timing['tensor_decode_s'] / n_batches:.2f} ms)")
 figures.plot_throughput(rates)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* About 1.5 to 2, not 5 or 50: on this 2-core machine the printed speedup was between 1.3 and 2.0 in our
-# runs (alone and next to another notebook, on CIFAR-10 and on the synthetic data). The times per batch say why. The
-# tensor path's time is almost all the model's own step (forward, backward and update of a $3072 \times 100$ layer);
-# the `DataLoader` adds its per-image work (a PIL image, `ToTensor`, `Normalize`, collate), the difference of the two
-# times, and on this CPU that work costs about as much as the model's step or less, so removing it can hardly more
-# than double the speed. On a GPU the model's step becomes much cheaper
+# *Answer.* About 1.5 to 2, not 5 or 50: the printed speedup, measured on this 2-core machine while another notebook
+# ran, as `make lecture` runs the lecture (two notebooks at a time). The times per batch say why. The tensor path's
+# time is the model's own step (forward, backward and update of a $3072 \times 100$ layer) plus its share of the
+# one-off decode (printed) and the indexing of each batch; the `DataLoader` adds its per-image work (a PIL image,
+# `ToTensor`, `Normalize`, collate), the difference of the two times. On this CPU that work costs about as much as
+# the tensor path's whole time per batch, or less, so removing it can hardly more than double the speed. On a GPU
+# the model's step becomes much cheaper
 # while the per-image work stays on the CPU, so there the gap grows (not measured in this lecture).
 #
 # The tensor path is what the rest of the lecture uses: `data.load_split_tensors(split, device)` and

@@ -26,13 +26,12 @@
 #    LayerNorm.
 # 2. **The training loop**, written out: SGD with momentum, `ReduceLROnPlateau`, a checkpoint every epoch, a crash,
 #    and a resume that continues exactly where the run stopped.
-# 3. What BatchNorm buys: a learning rate at which the same network without it blows up; what it does to a unit's
-#    input distribution (Ioffe & Szegedy's Figure 1), and two explanations of why it helps that are not the
-#    paper's headline one: the scale invariance of the paper's own section 3.3, and the smoother loss of
-#    Santurkar et al. (2018).
-# 4. The rescue of a bad initialization.
+# 3. What BatchNorm buys: the learning rate it tolerates; what it does to a unit's input distribution (Ioffe &
+#    Szegedy's Figure 1); the scale invariance of the paper's own section 3.3, and the smoother loss of Santurkar
+#    et al. (2018).
+# 4. BatchNorm and a bad initialization.
 # 5. The `train()`/`eval()` pitfall.
-# 6. **Gradient clipping**, written into the loop, as a guard against a burst of large gradients.
+# 6. **Gradient clipping**, by norm and by value, written into the loop.
 # 7. TensorBoard, and the test result.
 
 # %% slideshow={"slide_type": "skip"}
@@ -71,7 +70,8 @@ from lecture_utils.exercises import check
 config.show_banner(data.source_line())
 config.seed_everything(0)
 DEVICE = config.device()
-n_threads = config.small_layer_threads()  # a 100-unit hidden layer: one CPU thread is as fast as two
+# one torch thread on a CPU, as make lecture runs it (two notebooks at a time, two cores); small_layer_threads says why
+n_threads = config.small_layer_threads()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## The data: one tensor per split
@@ -135,8 +135,8 @@ assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0,
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* Mean 0 and standard deviation 1 for every feature, whatever came in (the printed ranges): the layer
-# undoes the scale and the shift of its input. That is why it "rescues" a bad initialization (section 4), and it is
-# also why it makes the output of the layer *before* it independent of that layer's weight scale:
+# undoes the scale and the shift of its input. Section 4 asks what that does for a badly scaled initialization; it
+# also makes the output of the layer *before* it independent of that layer's weight scale:
 # $\mathrm{BN}(cWx) = \mathrm{BN}(Wx)$ (section 3).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
@@ -152,10 +152,11 @@ assert torch.allclose(bn.running_var, 0.9 * torch.ones(100) + 0.1 * z.var(dim=0,
 # its features (here all $C \times H \times W$ values of one image).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# > **Predict, then run.** A batch of 8 feature maps with 16 channels of $10 \times 10$ positions, each channel with
-# > its own offset and scale, and each image with its own brightness. How many means does `BatchNorm2d` compute, each
-# > over how many numbers? And LayerNorm? After each, which standard deviations are exactly 1: those of the channels,
-# > or those of the images? If image 0 shares its batch with 1 other image instead of 7, does its output change?
+# > **Predict, then run.** Apply the two definitions to a batch of 8 feature maps with 16 channels of $10 \times 10$
+# > positions, each channel with its own offset and scale, and each image with its own brightness. How many means
+# > does `BatchNorm2d` compute, each over how many numbers? And LayerNorm? After each, which standard deviations are
+# > exactly 1: those of the channels, or those of the images? If image 0 shares its batch with 1 other image instead
+# > of 7, does its output change?
 
 # %% anchor="bn2d" mystnb={"image": {"alt": "Two panels of standard deviations on a log scale for a batch of 8 feature maps with 16 channels of 10 by 10: per channel, over the batch and the positions (left), and per image, over the channels and positions (right), for the input, after BatchNorm2d and after LayerNorm. The input's channels range from about 0.1 to 40. BatchNorm2d sets every channel to 1 but leaves the images between about 0.4 and 1.5; LayerNorm sets every image to 1 but leaves the channels unequal: each normalizes along its own axis."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 g = config.rng(0, "bn2d demo")
@@ -183,6 +184,10 @@ print(f"ours vs nn.BatchNorm2d: max difference {float((ours_bn - ref_bn).abs().m
       f"ours vs nn.LayerNorm: {float((ours_ln - ref_ln).abs().max()):.1e}")
 print(f"image 0 in a batch of 2 instead of 8 changes by: "
       f"BatchNorm2d {float((alone_bn - ref_bn[0]).abs().max()):.2f}, LayerNorm {float((alone_ln - ref_ln[0]).abs().max()):.1e}")
+for label, out in (("BatchNorm2d", ours_bn), ("LayerNorm", ours_ln)):
+    sd_c, sd_n = out.std(dim=(0, 2, 3), unbiased=False), out.std(dim=(1, 2, 3), unbiased=False)
+    print(f"after {label + ':':<12} std per channel in [{float(sd_c.min()):.2f}, {float(sd_c.max()):.2f}], "
+          f"per image in [{float(sd_n.min()):.2f}, {float(sd_n.max()):.2f}]")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
 figures.plot_spreads({"input": z4, "BatchNorm2d": ours_bn, "LayerNorm": ours_ln}, axes=axes)
 plt.show()
@@ -193,14 +198,14 @@ assert torch.allclose(alone_ln, ref_ln[0], atol=1e-5) and not torch.allclose(alo
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # *Answer.* `BatchNorm2d` computes 16 means, one per channel, each over
 # $N \times H \times W = 8 \times 10 \times 10 = 800$ numbers; LayerNorm 8, one per image, each over
-# $C \times H \times W = 1{,}600$. Each sets the standard deviation of
-# its own axis to 1 and leaves the other alone (the figure): after `BatchNorm2d` every channel has standard deviation
-# 1 (left) while the images still differ (right: their brightness survives); after LayerNorm every image has
-# standard deviation 1 while the channels still differ. Our lines match `nn.BatchNorm2d` and `nn.LayerNorm` to
+# $C \times H \times W = 1{,}600$. Each sets the standard deviation of its own axis to 1 and leaves the other alone
+# (the figure, and the printed ranges): after `BatchNorm2d` every channel has standard deviation 1 (left) while the
+# images still differ (right: 0.38 to 1.49, their brightness survives); after LayerNorm every image has standard
+# deviation 1 while the channels still differ (0.02 to 2.21). Our lines match `nn.BatchNorm2d` and `nn.LayerNorm` to
 # float32 rounding (the printed differences). In a batch of 2 instead of 8, image 0's `BatchNorm2d` output changes
-# (by up to the printed 1.39): its statistics are the batch's. Its LayerNorm output does not change at all:
-# LayerNorm uses no batch statistics, so an example's output never depends on the others in its batch, and training
-# and evaluation compute the same thing. It is the normalization of Transformers.
+# (by up to the printed 1.39): its statistics are the batch's. Its LayerNorm output does not change at all: LayerNorm
+# uses no batch statistics, so an example's output never depends on the others in its batch, and training and
+# evaluation compute the same thing. It is the normalization of Transformers.
 #
 # In a CNN, `BatchNorm2d` sits where `BatchNorm1d` sits in the seed model: between a convolution (without bias:
 # $\beta_c$ replaces it) and its ReLU, `Conv2d(..., bias=False) → BatchNorm2d → ReLU`.
@@ -312,16 +317,16 @@ assert same and [h["val_loss"] for h in history] == bn_run.column("val_loss")
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. What BatchNorm buys
 #
-# ### A larger learning rate
+# ### The learning rate
 #
-# Ioffe & Szegedy's practical claim was that BatchNorm lets you train with much higher learning rates (their section
-# 3.3). The same model without BatchNorm (a bias in its first layer instead), at the same $\eta = 0.05$, and at
-# $\eta = 0.01$, five times smaller:
+# Ioffe & Szegedy's practical claim was about the learning rate (their section 3.3). Section 2 trained the BatchNorm
+# model at $\eta = 0.05$. Here is the same model without BatchNorm (a bias in its first layer instead), at the same
+# $\eta = 0.05$, and at $\eta = 0.01$, five times smaller:
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Without BatchNorm at $\eta = 0.05$: does the network train, stall, or blow up?
 
-# %% anchor="bn-vs-plain" mystnb={"image": {"alt": "Two panels over 6 epochs on CIFAR-10: validation accuracy (left, chance at 0.1) and validation loss on a log scale (right) for the seed model with BatchNorm at learning rate 0.05 and without BatchNorm at 0.05 and at 0.01. With BatchNorm the model reaches about 53% accuracy; without it, at the same learning rate, the validation loss explodes to about 1e14 after one epoch and 1e29 after two and accuracy stays below 27%, while the five times smaller rate 0.01 learns almost as well as BatchNorm: BatchNorm lets the network tolerate the larger step."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
+# %% anchor="bn-vs-plain" mystnb={"image": {"alt": "Two panels over 6 epochs on CIFAR-10: validation accuracy (left, chance at 0.1) and validation loss on a log scale (right) for the seed model with BatchNorm at learning rate 0.05 and without BatchNorm at 0.05 and at 0.01. With BatchNorm the model reaches about 53% accuracy; without it, at the same learning rate, the validation loss explodes to about 3e13 after one epoch and 2e29 after two and accuracy stays below 27%, while the five times smaller rate 0.01 learns almost as well as BatchNorm: BatchNorm lets the network tolerate the larger step."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 plain_runs = {}
 for lr in (0.05, 0.01):
     config.seed_everything(0)
@@ -336,15 +341,16 @@ figures.plot_curves(runs, "val_loss", ax=axes[1], x="epoch", logy=True, title="V
 plt.show()
 for label, run in runs.items():
     print(f"{label:>22}: val acc {[round(a, 3) for a in run.column('val_acc')]}, "
-          f"val loss at the end {run.column('val_loss')[-1]:.3g}, {run.where()}")
+          f"val loss [{', '.join(f'{v:.3g}' for v in run.column('val_loss'))}], {run.where()}")
 assert plain_runs[0.05].column("val_loss")[-1] > 2 * bn_run.column("val_loss")[-1]
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* It blows up: the plain network's validation loss is about $10^{14}$ after the first epoch and $10^{29}$
-# after the second (the right panel; it stays finite, so the run goes on, and ends at the printed $2 \cdot 10^{26}$),
-# and its accuracy never exceeds 27%, while the BatchNorm network trains at the same learning rate, to 53%. At
-# $\eta = 0.01$, five times smaller, the plain network trains too, to about the same accuracy (0.524 against 0.532):
-# in a network this shallow, BatchNorm buys the freedom to take a larger step, not a better final accuracy.
+# *Answer.* It blows up: the plain network's validation loss is about $3 \cdot 10^{13}$ after the first epoch and
+# $2 \cdot 10^{29}$ after the second (printed, and the right panel; it stays finite, so the run goes on, and ends at
+# $2 \cdot 10^{26}$), and its accuracy never exceeds 27%, while the BatchNorm network trains at the same learning
+# rate, to 53%. At $\eta = 0.01$, five times smaller, the plain network trains too, to about the same accuracy (0.524
+# against 0.532): in a network this shallow, BatchNorm buys the freedom to take a larger step, not a better final
+# accuracy.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A unit's input over training: Ioffe & Szegedy's Figure 1
@@ -372,23 +378,25 @@ for bn in (False, True):
 figures.plot_percentiles(fig1, ylabel="input to the sigmoid, one unit of layer 3")
 plt.show()
 for label, rec in fig1.items():
-    med = [v[1] for v in rec.values]
-    print(f"{label:>17}: median {med[0]:+.2f} at step 1, {med[-1]:+.2f} at the end (moved by {rec.median_drift():.2f}); "
-          f"val acc {[round(a, 3) for a in fig1_runs[label].column('val_acc')]}")
+    med = dict(zip(rec.steps, (v[1] for v in rec.values), strict=True))
+    mid = min(rec.steps, key=lambda t: abs(t - 500))  # step 500 (the nearest record in quick mode's shorter run)
+    print(f"{label:>17}: median {med[1]:+.2f} at step 1, {med[mid]:+.2f} at step {mid}, {med[rec.steps[-1]]:+.2f} at the end "
+          f"(range over training {rec.median_drift():.2f}); val acc {[round(a, 3) for a in fig1_runs[label].column('val_acc')]}")
 assert fig1_runs["with BatchNorm"].column("val_acc")[-1] > fig1_runs["without BatchNorm"].column("val_acc")[-1]
 
 # %% [markdown] anchor="bn-covariate-shift-answer" slideshow={"slide_type": "subslide"}
-# *Answer.* No: **both** distributions move. Without BatchNorm the unit's input falls within the first 500 steps
-# from $-0.6$ to about $-2.2$ and keeps sinking, to $-2.7$ at the end (the printed medians), deep in the sigmoid's
-# tail ($\sigma'(-2.7) \approx 0.06$); with BatchNorm it starts centred and drifts steadily as $\gamma$ and $\beta$
-# learn, less than half as far by the end (0.87 against 2.24). The BatchNorm network learns faster. So "BatchNorm
-# holds each layer's input distribution fixed" is not what we see, and Santurkar et al. (2018, *How does batch
-# normalization help optimization?*) showed that it is not why BatchNorm helps: they added random noise of non-zero
-# mean and non-unit variance, drawn anew at every step, *after* every BatchNorm layer, so that the inputs moved more
-# than without BatchNorm, and training was still about as fast. Their explanation is another one: BatchNorm makes
-# the loss landscape **smoother**. The loss and its gradient change less from one point to the next (smaller
-# Lipschitz constants, which they bound and measure along the training path), so the gradient stays predictive over
-# a longer step, and larger steps are safe. This notebook does not measure that.
+# *Answer.* No: **both** distributions move. Without BatchNorm the unit's input falls within the first 500 steps from
+# $-0.6$ to $-2.25$ and keeps sinking, to $-2.7$ at the end (the printed medians), deep in the sigmoid's tail
+# ($\sigma'(-2.7) \approx 0.06$); with BatchNorm it starts centred and drifts as $\gamma$ and $\beta$ learn ($-0.37$
+# at step 500, $-0.87$ at the end), and its median's range over training is less than half as wide (0.87 against
+# 2.24). The BatchNorm network learns faster. So "BatchNorm holds each layer's input distribution fixed" is not what
+# we see, and Santurkar et al. (2018, *How does batch normalization help optimization?*) showed that it is not why
+# BatchNorm helps: they added random noise of non-zero mean and non-unit variance, drawn anew at every step, *after*
+# every BatchNorm layer, so that the inputs moved more than without BatchNorm, and training was still about as fast.
+# Their explanation is another one: BatchNorm makes the loss landscape **smoother**. The loss and its gradient change
+# less from one point to the next (smaller Lipschitz constants, which they bound and measure along the training
+# path), so the gradient stays predictive over a longer step, and larger steps are safe. This notebook does not
+# measure that.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Scale invariance: why a bad scale no longer explodes, and why it still slows learning
@@ -434,21 +442,22 @@ for j, name in enumerate(["fc1 (before BatchNorm)", "head"]):
 ax.axhline(-3, color="gray", ls=":", label="-3 (Karpathy's rule of thumb)")
 figures.finish(ax, "Update-to-data ratio, BatchNorm run", "SGD step", r"$\log_{10}$ std($\Delta W$) / std($W$)")
 plt.show()
-print(f"median log10 ratio per epoch, fc1: {[round(float(np.median(r)), 2) for r in np.array_split(ratios[:, 0], EPOCHS)]}")
+for j, name in enumerate(["fc1", "head"]):
+    print(f"median log10 ratio per epoch, {name + ':':<5} {[round(float(np.median(r)), 2) for r in np.array_split(ratios[:, j], EPOCHS)]}")
 config.seed_everything(0)  # the same draw as the run's initial weights
 print(f"||W_fc1||: {float(models.seed_model(batchnorm=True).fc1.weight.detach().norm()):.2f} at initialization, "
       f"{float(bn_model.fc1.weight.detach().norm()):.2f} after training")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # At $\eta = 0.05$ this run learns fast, with ratios above the rule of thumb (the median of fc1 is $-2.29$ in the
-# first epoch): large steps, which BatchNorm tolerates. The scheduler's division of the learning rate by 10 shows as a
-# step down by one decade, to $-3.46$. Before it, both ratios creep down, the head's more than fc1's: the weights
-# grow (fc1's norm from 14.1 to 27.3, printed) and the steps do not grow with them. For fc1, in front of BatchNorm,
-# that is the $1/c^2$ law at work ("larger weights lead to smaller gradients"): a learning-rate decay that scale
-# invariance builds in.
+# first epoch): large steps, which BatchNorm tolerates. The scheduler's division of the learning rate by 10 shows as
+# a step down by one decade, to $-3.46$. Before it, both ratios creep down, the head's more than fc1's (its median
+# from $-1.93$ to $-2.35$, fc1's from $-2.29$ to $-2.46$): the weights grow (fc1's norm from 14.1 to 27.3, printed)
+# and the steps do not grow with them. For fc1, in front of BatchNorm, that is the $1/c^2$ law at work ("larger
+# weights lead to smaller gradients"): a learning-rate decay that scale invariance builds in.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 4. BatchNorm rescues a bad initialization
+# ## 4. BatchNorm and a bad initialization
 #
 # Take a deeper plain network, four hidden layers of 100 ReLU units, and initialize its hidden weights from
 # $\mathcal N(0, \sigma^2)$ with $\sigma^2 = 10^{-4}$ (far below He's $2/\text{fan}_\text{in} = 0.02$) or
@@ -458,8 +467,7 @@ print(f"||W_fc1||: {float(models.seed_model(batchnorm=True).fc1.weight.detach().
 # $\eta = 10^{-3}$, momentum 0.9, two epochs).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail? Do the rescued
-# > ones learn as well as the He-initialized network?
+# > **Predict, then run.** Which of the four runs train? For the ones that do not, how do they fail?
 
 # %% anchor="bn-rescue" mystnb={"image": {"alt": "Validation accuracy over 1,400 SGD steps (two epochs) of a network with 4 hidden layers whose hidden weights start at variance 1e-4 or 100, plain and with BatchNorm, next to the same plain network with He's initialization (dashed gray), with chance at 0.1. Both plain networks fail: at 1e-4 it stays at chance and at 100 it diverges within three steps (no curve). With BatchNorm the same weights learn: from 1e-4 to 49%, above the He network's 45%, and from 100 slowly, to 22%: BatchNorm rescues a far too small or far too large initial scale, though the large one learns slowly."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 DEEP_EPOCHS, EVAL_EVERY = 2, config.pick(50, 100)
@@ -531,7 +539,7 @@ assert torch.allclose(eval_a, eval_b, atol=1e-5) and not torch.allclose(train_a,
 assert acc_train < acc_eval
 
 # %% [markdown] slideshow={"slide_type": "slide"}
-# ## 6. Gradient clipping: a guard for bursts
+# ## 6. Gradient clipping
 #
 # When a gradient explodes, one step can throw the weights so far that the next loss overflows. Clipping bounds
 # the step:
@@ -644,8 +652,9 @@ if config.tensorboard():
     ipython.run_line_magic("tensorboard", "--logdir runs")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# Last, the BatchNorm model is evaluated once on the 10,000 test images it has never seen (in `eval()` mode,
-# under `no_grad`), in the words of PyTorch's tutorial:
+# Last, the BatchNorm model is evaluated on the 10,000 test images, which it never trained on (section 5 already
+# used them to show the pitfall; nothing was tuned on them), in `eval()` mode, under `no_grad`, in the words of
+# PyTorch's tutorial:
 
 # %% slideshow={"slide_type": "skip"}
 test_loss, test_acc = train.evaluate(bn_model, test_loader)

@@ -72,11 +72,14 @@ def test_interleaved_alternates_the_pipelines_on_the_same_images(cifar_files, mo
     monkeypatch.setattr(bench, "_train_steps", recording)
     result = bench.interleaved(device="cpu", batch_size=32, workers=0, limit=96, chunk=1)
     assert set(result) == {"images", "dataloader_img_s", "tensor_img_s", "speedup", "dataloader_ms_per_batch",
-                           "tensor_ms_per_batch"}  # fmt: skip
+                           "tensor_ms_per_batch", "tensor_decode_s"}  # fmt: skip
     assert result["images"] == 96 and result["dataloader_img_s"] > 0 and result["tensor_img_s"] > 0
     assert result["speedup"] == pytest.approx(result["tensor_img_s"] / result["dataloader_img_s"], abs=0.01)
     # 3 full batches each: images per second and milliseconds per batch are the same measurement
     assert result["dataloader_img_s"] == pytest.approx(32_000 / result["dataloader_ms_per_batch"], rel=0.01)
+    # the one-off decode is part of the tensor side's clock: at most its 3 batches' time, and not nothing
+    assert 0 < result["tensor_decode_s"] <= 3 * result["tensor_ms_per_batch"] / 1000 + 1e-4
+    assert result["tensor_decode_s"] <= 96 / result["tensor_img_s"] + 1e-4
     # one batch of each in turn (3 batches each, then one empty turn each that ends the epoch): a b a b a b a b
     first, second = calls[0], calls[1]
     assert first != second and calls == [first, second] * 4
