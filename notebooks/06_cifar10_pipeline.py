@@ -293,7 +293,7 @@ figures.plot_throughput(rates)
 plt.show()
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# *Answer.* About 1.5 to 2, not 5 or 50: the printed speedup, measured on this 2-core machine while another notebook
+# *Answer.* At most about 2, not 5 or 50: the printed speedup, measured on this 2-core machine while another notebook
 # ran, as `make lecture` runs the lecture (two notebooks at a time). The times per batch say why. The tensor path's
 # time is the model's own step (forward, backward and update of a $3072 \times 100$ layer) plus its share of the
 # one-off decode (printed) and the indexing of each batch; the `DataLoader` adds its per-image work (a PIL image,
