@@ -177,7 +177,7 @@ assert torch.isnan(inf - inf) and torch.isnan(zero * inf) and torch.isnan(inf / 
 # ($g > 1$) and too small ($g < 1$), predict the first `float32` layer that overflows (some entry is `inf`)
 # or underflows (every entry is exactly 0), and measure it.
 
-# %% [markdown] slideshow={"slide_type": "subslide"} anchor="deep-net-predict"
+# %% [markdown] anchor="deep-net-predict" slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** With $D = 100$ and $\sigma = 0.5$, a linear layer multiplies the rms by
 # > $g = \sqrt{100 \cdot 0.25} = 5$ and a ReLU layer by $\sqrt{12.5} \approx 3.5$. Which of the two stacks
 # > overflows first, and roughly at which layer? (Use $k^\ast \approx \log(3.4\cdot10^{38}) / \log g$.)

@@ -123,7 +123,7 @@ to_tensor = data.cifar10_dataset(train=True, transform=transforms.ToTensor())
 stats_loader = DataLoader(Subset(to_tensor, range(N_STATS)), batch_size=500, shuffle=False)
 mean, std = data.channel_stats(stats_loader)  # float64, one batch in memory at a time
 
-# %% slideshow={"slide_type": "fragment"} anchor="channel-stats" tags=["slides-output-only"]
+# %% anchor="channel-stats" slideshow={"slide_type": "fragment"} tags=["slides-output-only"]
 print(f"over {N_STATS} training images: mean {[round(v, 4) for v in mean.tolist()]}, "
       f"std {[round(v, 4) for v in std.tolist()]}")  # fmt: skip
 # The same numbers, exactly, from the 256-bin histogram of each uint8 channel:
@@ -157,7 +157,7 @@ m_norm, s_norm = data.channel_stats(check_loader)
 print(f"normalized: mean {[round(v, 3) for v in m_norm.tolist()]}, std {[round(v, 3) for v in s_norm.tolist()]}")
 assert m_norm.abs().max() < 0.05 and (s_norm - 1).abs().max() < 0.05
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "A grid of 16 CIFAR-10 training images from one shuffled batch, de-normalized back to their colours, each titled with its label: cat, ship, dog, airplane, bird, horse, deer, automobile. The images are 32 by 32 pixel photographs, small and blurry but recognizable, and the labels match what they show."}} tags=["slides-output-only"]
+# %% mystnb={"image": {"alt": "A grid of 16 CIFAR-10 training images from one shuffled batch, de-normalized back to their colours, each titled with its label: cat, ship, dog, airplane, bird, horse, deer, automobile. The images are 32 by 32 pixel photographs, small and blurry but recognizable, and the labels match what they show."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=gen)
 xb, yb = next(iter(loader))
 print(f"a batch: images {tuple(xb.shape)} {xb.dtype}, labels {tuple(yb.shape)} {yb.dtype}")
@@ -279,7 +279,7 @@ print(f"{len(fast)} batches of 64 from {len(x_val)} images, the last one of {len
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Will the in-memory path train about 1.5, 5 or 50 times faster than the `DataLoader`?
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second, both pipelines measured interleaved on the same 15,000 images: the torchvision DataLoader, which converts and normalizes one image at a time, and the in-memory tensors, whose bar is longer, but by a factor of about two at most: on this CPU the per-image work that the DataLoader adds costs about as much as the whole step of the tensor path, or less."}} anchor="pipeline-throughput" tags=["slides-output-only"]
+# %% anchor="pipeline-throughput" mystnb={"image": {"alt": "Horizontal bar chart of the training throughput of the seed model in images per second, both pipelines measured interleaved on the same 15,000 images: the torchvision DataLoader, which converts and normalizes one image at a time, and the in-memory tensors, whose bar is longer, but by a factor of about two at most: on this CPU the per-image work that the DataLoader adds costs about as much as the whole step of the tensor path, or less."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 N_BENCH = config.pick(3_000, 15_000)
 timing = bench.interleaved(DEVICE, batch_size=64, workers=0, limit=N_BENCH)
 rates = {"DataLoader (ToTensor + Normalize per image)": timing["dataloader_img_s"],
@@ -323,7 +323,7 @@ def merge(a, b):
 
 check("06-chan-merge", merge)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def merge(a, b):
     n_a, m_a, M2_a = a
     n_b, m_b, M2_b = b

@@ -677,7 +677,7 @@ def bn_eval_forward(z, bn):
 
 check("07-bn-eval", bn_eval_forward)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 def bn_eval_forward(z, bn):
     return (z - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
 

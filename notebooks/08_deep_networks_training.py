@@ -358,7 +358,7 @@ ratio_prediction = ...  # TODO: a number, from the theory (no measurements)
 
 check("08-gradient-gap", ratio_prediction)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 ratio_prediction = 2.0**28  # x1/2 per layer, from hidden layer 29 down to hidden layer 1: 28 factors
 check("08-gradient-gap", ratio_prediction)
 measured_ratio = fig3["30 layers, he"].grad0[0] / fig3["30 layers, xavier"].grad0[0]

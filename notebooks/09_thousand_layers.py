@@ -96,11 +96,11 @@ print(f"train {tuple(x_train.shape)}, validation {tuple(x_val.shape)}, test {tup
 # per input, the cosine similarity between the last hidden vectors of different inputs, and the singular values of
 # the Jacobian.
 
-# %% [markdown] slideshow={"slide_type": "subslide"} anchor="he-forgets-predict"
+# %% [markdown] anchor="he-forgets-predict" slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** For a 1000-layer He network of width 32, is the cosine similarity between the last hidden
 # > vectors of two *different* images closer to 0 (unrelated), or to 1 (identical)?
 
-# %% slideshow={"slide_type": "fragment"} anchor="he-forgets-input"
+# %% anchor="he-forgets-input" slideshow={"slide_type": "fragment"}
 SLOPE = theory.tailored_slope(DEPTH, WIDTH, c=0.5)
 nets0 = {"He (ReLU)": models.deep_leaky_mlp(DEPTH, WIDTH, 0.0, init="he"),
          f"orthogonal, leaky ReLU a = {SLOPE:.3f}": models.deep_leaky_mlp(DEPTH, WIDTH, SLOPE)}  # fmt: skip
@@ -195,7 +195,7 @@ del seq
 # > steps, how close is its training loss to $\ln 10 = 2.303$: to how many digits? Does the critical network's loss
 # > start at $\ln 10$, and where is it after 50 steps?
 
-# %% slideshow={"slide_type": "skip"} anchor="thousand-layers-runs"
+# %% anchor="thousand-layers-runs" slideshow={"slide_type": "skip"}
 def optimizer_for(model, lr, first_multiplier):
     """SGD with momentum; the first layer (fc1) gets ``first_multiplier`` times the learning rate."""
     first = [model.fc1.weight]
@@ -240,7 +240,7 @@ label = f"orthogonal, leaky ReLU a = {SLOPE:.3f}"
 runs[label] = run(critical, CRITICAL_STEPS, LR, 30, name=label)
 test_loss, test_acc = train.evaluate(critical, test_loader)
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Two panels over 1,000 SGD steps of 1000-layer plain networks of width 32 on CIFAR-10: training loss (left) and validation accuracy (right) for PyTorch's default, Xavier and He with ReLU, and for orthogonal weights with a depth-tailored leaky ReLU of slope 0.929. The three standard initializations stay at the chance loss ln 10 and 10% accuracy (their curves stop after 50 steps), while the orthogonal, critical network's loss falls to about 1.5 and its accuracy reaches about 45%: at this depth He's variance alone does not train, an initialization tailored to the depth does."}} anchor="thousand-layers" tags=["slides-output-only"]
+# %% anchor="thousand-layers" mystnb={"image": {"alt": "Two panels over 1,000 SGD steps of 1000-layer plain networks of width 32 on CIFAR-10: training loss (left) and validation accuracy (right) for PyTorch's default, Xavier and He with ReLU, and for orthogonal weights with a depth-tailored leaky ReLU of slope 0.929. The three standard initializations stay at the chance loss ln 10 and 10% accuracy (their curves stop after 50 steps), while the orthogonal, critical network's loss falls to about 1.5 and its accuracy reaches about 45%: at this depth He's variance alone does not train, an initialization tailored to the depth does."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 styles = {name: {"marker": marker, "markevery": 0.2, "ms": 6, "ls": ls}  # the three stalled curves coincide
           for name, marker, ls in zip(runs, "s^o.", ("-", "--", ":", "-"), strict=True)}
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained")
@@ -308,7 +308,7 @@ if not config.quick():
 # > **Predict, then run.** Will 10,000 plain layers learn CIFAR-10 in these 400 steps? If they do, will they beat
 # > the 1000-layer network?
 
-# %% slideshow={"slide_type": "skip"} anchor="ten-thousand-layers-run"
+# %% anchor="ten-thousand-layers-run" slideshow={"slide_type": "skip"}
 DEPTH_10K = 10_000
 SLOPE_10K = theory.tailored_slope(DEPTH_10K, WIDTH, c=0.5)
 STEPS_10K = config.pick(10, 400)
@@ -340,7 +340,7 @@ if not config.quick():
 # > **Predict, then run.** The test accuracies of the 100-, 1000- and 10,000-layer networks are printed above. Where
 # > do the linear classifier and the 2-layer MLP fall in the ranking of the five networks by test accuracy?
 
-# %% slideshow={"slide_type": "skip"} anchor="what-depth-buys-runs"
+# %% anchor="what-depth-buys-runs" slideshow={"slide_type": "skip"}
 class StopWhenFlat:
     """Stop when ``seconds`` have passed, or when the validation accuracy has not improved for ``patience``
     evaluations."""
@@ -375,7 +375,7 @@ for name, model in shallow.items():
     print(f"{name}: test accuracy {test_acc_shallow[name]:.1%} after {baselines[name].seconds:.0f} s "
           f"({baselines[name].steps_done} steps, stopped: {stopper.reason})")
 
-# %% slideshow={"slide_type": "subslide"} mystnb={"image": {"alt": "Validation accuracy on CIFAR-10 against training time (log scale) for a linear classifier, a 2-layer MLP of width 32, and plain orthogonal leaky-ReLU networks of 100, 1000 and 10,000 layers. The linear classifier levels off near 40% and the 2-layer MLP reaches about 47% within seconds; the 100-, 1000- and 10,000-layer networks climb to about 46%, 46% and 42%, each deeper one taking longer: depth trains, but buys no accuracy here."}} anchor="what-depth-buys" tags=["slides-output-only"]
+# %% anchor="what-depth-buys" mystnb={"image": {"alt": "Validation accuracy on CIFAR-10 against training time (log scale) for a linear classifier, a 2-layer MLP of width 32, and plain orthogonal leaky-ReLU networks of 100, 1000 and 10,000 layers. The linear classifier levels off near 40% and the 2-layer MLP reaches about 47% within seconds; the 100-, 1000- and 10,000-layer networks climb to about 46%, 46% and 42%, each deeper one taking longer: depth trains, but buys no accuracy here."}} slideshow={"slide_type": "subslide"} tags=["slides-output-only"]
 curves = {"linear classifier": baselines["linear classifier"], "2-layer MLP, width 32": baselines["2-layer MLP, width 32"],
           "100 layers": run_100, "1000 layers": runs[label], "10,000 layers": run_10k}  # fmt: skip
 fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
@@ -438,7 +438,7 @@ assert bad.diverged and bad.nonfinite.index >= 1
 # normal and on subnormal numbers, and one training step of the 1000-layer network under PyTorch's default
 # initialization (whose signal underflows), each with and without flushing.
 
-# %% slideshow={"slide_type": "skip"} anchor="subnormal-speed"
+# %% anchor="subnormal-speed" slideshow={"slide_type": "skip"}
 big = torch.rand(2_000_000) + 1.0
 tiny = big * 1e-40  # subnormal in float32
 assert 0 < tiny.abs().max() < torch.finfo(torch.float32).tiny
@@ -479,7 +479,7 @@ he_spread_300 = ...  # TODO: Var[log |h_L|^2] for He with ReLU, L = 300, n = 64
 check("09-tailored-slope", slope_300)
 check("09-he-spread", he_spread_300)
 
-# %% jupyter={"source_hidden": true} tags=["solution"] slideshow={"slide_type": "skip"}
+# %% jupyter={"source_hidden": true} slideshow={"slide_type": "skip"} tags=["solution"]
 rho = math.sqrt(0.5 * 64 / (3 * 300))
 slope_300 = math.sqrt((1 - rho) / (1 + rho))  # 0.83: shallower than 1000 layers, so a stronger nonlinearity
 he_spread_300 = 5 * 300 / 64  # 23: the typical He network sits e^(-23/2), five decades, below the average

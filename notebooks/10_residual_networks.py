@@ -86,7 +86,7 @@ n_threads = config.small_layer_threads()
 # A single network's variance is a product of random factors, so we average the measurement over a few
 # independently initialized networks (the theory is an expectation).
 
-# %% [markdown] slideshow={"slide_type": "subslide"} anchor="residual-predict"
+# %% [markdown] anchor="residual-predict" slideshow={"slide_type": "subslide"}
 # > **Predict, then run.** Starting from $\operatorname{Var}[h_0] = 1$, what is the stream's variance after $K$
 # > blocks with plain He branches: $1$, $K + 1$, or $2^K$? With BatchNorm first in each branch?
 
